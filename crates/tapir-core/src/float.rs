@@ -1,0 +1,47 @@
+//! The element types tapir computes in: `f32` for training, `f64` for gradient checks.
+
+use std::fmt::{Debug, Display};
+use std::iter::Sum;
+
+use ndarray::NdFloat;
+
+/// A floating-point element type: `f32` or `f64`.
+///
+/// Every op is written once, generic over `Float`; the conversions below are the only
+/// way numbers cross between the two precisions.
+pub trait Float: NdFloat + Sum + Default + Debug + Display + Send + Sync + 'static {
+    /// Converts from `f64`, rounding to nearest where `Self` is narrower.
+    fn from_f64(value: f64) -> Self;
+    /// Converts to `f64` exactly.
+    fn to_f64(self) -> f64;
+    /// Converts a count or index (exact below 2^24 for `f32`).
+    fn from_usize(value: usize) -> Self;
+    /// The type's name, for messages: `"f32"` or `"f64"`.
+    const NAME: &'static str;
+}
+
+impl Float for f32 {
+    fn from_f64(value: f64) -> Self {
+        value as f32
+    }
+    fn to_f64(self) -> f64 {
+        f64::from(self)
+    }
+    fn from_usize(value: usize) -> Self {
+        value as f32
+    }
+    const NAME: &'static str = "f32";
+}
+
+impl Float for f64 {
+    fn from_f64(value: f64) -> Self {
+        value
+    }
+    fn to_f64(self) -> f64 {
+        self
+    }
+    fn from_usize(value: usize) -> Self {
+        value as f64
+    }
+    const NAME: &'static str = "f64";
+}

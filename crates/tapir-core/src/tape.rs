@@ -1,0 +1,338 @@
+//! The tape: forward ops record themselves as they run, backward replays them in reverse.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use ndarray::{ArrayD, ArrayViewD};
+
+use crate::error::{Error, Result};
+use crate::float::Float;
+use crate::op::{BackwardCx, Op};
+
+/// A value computed on a tape: the array, and where the tape recorded it (if it did).
+///
+/// Cloning is cheap (the array is shared). A `Var` that no recorded path leads to is a
+/// constant: backward gives it no gradient and an inference tape makes only these.
+#[derive(Debug, Clone)]
+pub struct Var<F: Float> {
+    value: Arc<ArrayD<F>>,
+    slot: Option<Slot>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Slot {
+    tape: u64,
+    index: usize,
+}
+
+impl<F: Float> Var<F> {
+    /// A constant: never recorded, never given a gradient.
+    pub fn constant(value: ArrayD<F>) -> Self {
+        Var {
+            value: Arc::new(value),
+            slot: None,
+        }
+    }
+    /// The value.
+    pub fn value(&self) -> &ArrayD<F> {
+        &self.value
+    }
+    /// The shape of the value.
+    pub fn shape(&self) -> &[usize] {
+        self.value.shape()
+    }
+    /// Whether a gradient can flow to this value.
+    pub fn is_tracked(&self) -> bool {
+        self.slot.is_some()
+    }
+}
+
+/// What the tape keeps for one tracked value.
+#[derive(Debug)]
+enum Entry<F: Float> {
+    /// A leaf that asked for a gradient: a parameter, or an input on request.
+    Leaf,
+    /// The output of an op, with everything its backward needs.
+    Op {
+        op: Arc<dyn Op<F>>,
+        inputs: Vec<Var<F>>,
+        output: Arc<ArrayD<F>>,
+    },
+}
+
+/// Records ops as they run, for [`Tape::backward`].
+///
+/// A recording tape keeps every tracked op's inputs and output alive until it is dropped; an
+/// inference tape ([`Tape::inference`]) records nothing, so each activation is freed as
+/// soon as no `Var` holds it.
+#[derive(Debug)]
+pub struct Tape<F: Float> {
+    id: u64,
+    recording: bool,
+    entries: Vec<Entry<F>>,
+}
+
+/// Distinguishes tapes, so that a `Var` of one is never read as a slot of another.
+static NEXT_TAPE_ID: AtomicU64 = AtomicU64::new(0);
+
+impl<F: Float> Default for Tape<F> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<F: Float> Tape<F> {
+    /// A recording tape, for training and gradient checks.
+    pub fn new() -> Self {
+        Tape {
+            id: NEXT_TAPE_ID.fetch_add(1, Ordering::Relaxed),
+            recording: true,
+            entries: Vec::new(),
+        }
+    }
+
+    /// An inference tape: ops run, nothing is recorded, no activation is kept.
+    pub fn inference() -> Self {
+        Tape {
+            recording: false,
+            ..Self::new()
+        }
+    }
+
+    /// Whether this tape records ops.
+    pub fn is_recording(&self) -> bool {
+        self.recording
+    }
+
+    /// How many tracked values the tape holds.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether the tape holds no tracked value.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// A leaf value; with `requires_grad` (and a recording tape), backward returns its gradient.
+    pub fn leaf(&mut self, value: ArrayD<F>, requires_grad: bool) -> Var<F> {
+        if !(requires_grad && self.recording) {
+            return Var::constant(value);
+        }
+        let slot = self.push(Entry::Leaf);
+        Var {
+            value: Arc::new(value),
+            slot: Some(slot),
+        }
+    }
+
+    /// Runs `op` on `inputs` and records it.
+    pub fn apply(&mut self, op: impl Op<F> + 'static, inputs: &[&Var<F>]) -> Result<Var<F>> {
+        self.apply_shared(Arc::new(op), inputs)
+    }
+
+    /// Runs a shared `op` on `inputs` and records it (graphs keep their ops in `Arc`s).
+    pub fn apply_shared(&mut self, op: Arc<dyn Op<F>>, inputs: &[&Var<F>]) -> Result<Var<F>> {
+        let output = self.run(op.as_ref(), inputs)?;
+        self.record(op, inputs, output)
+    }
+
+    /// Runs `op` without recording it: the shape rule, forward, and the check that forward
+    /// kept to the shape rule. With [`Tape::record`], lets callers run ops on many threads and
+    /// record them in a fixed order.
+    pub fn run(&self, op: &dyn Op<F>, inputs: &[&Var<F>]) -> Result<ArrayD<F>> {
+        for input in inputs {
+            self.check_owned(input)?;
+        }
+        let shapes: Vec<&[usize]> = inputs.iter().map(|v| v.shape()).collect();
+        let expected = op.output_shape(&shapes)?;
+        let views: Vec<ArrayViewD<F>> = inputs.iter().map(|v| v.value.view()).collect();
+        let output = op.forward(&views)?;
+        if output.shape() != expected.as_slice() {
+            return Err(Error::Contract {
+                op: op.name(),
+                message: format!(
+                    "forward returned shape {:?}, its shape rule says {:?}",
+                    output.shape(),
+                    expected
+                ),
+            });
+        }
+        Ok(output)
+    }
+
+    /// Records `op`'s `output` for these `inputs`, as [`Tape::apply_shared`] does after running it.
+    pub fn record(
+        &mut self,
+        op: Arc<dyn Op<F>>,
+        inputs: &[&Var<F>],
+        output: ArrayD<F>,
+    ) -> Result<Var<F>> {
+        for input in inputs {
+            self.check_owned(input)?;
+        }
+        let output = Arc::new(output);
+        if !(self.recording && inputs.iter().any(|v| v.is_tracked())) {
+            return Ok(Var {
+                value: output,
+                slot: None,
+            });
+        }
+        let inputs = inputs.iter().map(|&v| v.clone()).collect();
+        let slot = self.push(Entry::Op {
+            op,
+            inputs,
+            output: Arc::clone(&output),
+        });
+        Ok(Var {
+            value: output,
+            slot: Some(slot),
+        })
+    }
+
+    /// Backward from a scalar `loss` (one element): the gradient of every leaf that asked for one.
+    pub fn backward(&self, loss: &Var<F>) -> Result<Gradients<F>> {
+        if loss.value.len() != 1 {
+            return Err(Error::Tape(format!(
+                "backward needs a scalar loss, got shape {:?}; use backward_from with an output gradient",
+                loss.shape()
+            )));
+        }
+        self.backward_from(loss, ArrayD::from_elem(loss.shape(), F::one()))
+    }
+
+    /// Backward from any `output`, given the loss's gradient with respect to it.
+    pub fn backward_from(&self, output: &Var<F>, output_grad: ArrayD<F>) -> Result<Gradients<F>> {
+        self.check_owned(output)?;
+        if output_grad.shape() != output.shape() {
+            return Err(Error::Tape(format!(
+                "output gradient has shape {:?}, the output has shape {:?}",
+                output_grad.shape(),
+                output.shape()
+            )));
+        }
+        let Some(start) = output.slot else {
+            return Err(Error::Tape(
+                "backward from a value no recorded op or gradient-requiring leaf leads to".into(),
+            ));
+        };
+        let mut grads: Vec<Option<ArrayD<F>>> = vec![None; start.index + 1];
+        grads[start.index] = Some(output_grad);
+        // Entries are in the order they ran, so reverse order visits every op after all the
+        // ops that consumed its output: its gradient is complete when we reach it.
+        for index in (0..=start.index).rev() {
+            let Entry::Op { op, inputs, output } = &self.entries[index] else {
+                continue; // a leaf keeps its gradient for the caller
+            };
+            let Some(output_grad) = grads[index].take() else {
+                continue; // nothing downstream of the loss used this value
+            };
+            let input_grads = Self::backward_op(op.as_ref(), inputs, output, &output_grad)?;
+            for (input, grad) in inputs.iter().zip(input_grads) {
+                let (Some(slot), Some(grad)) = (input.slot, grad) else {
+                    continue;
+                };
+                match &mut grads[slot.index] {
+                    Some(sum) => *sum += &grad,
+                    empty => *empty = Some(grad),
+                }
+            }
+        }
+        Ok(Gradients {
+            tape: self.id,
+            grads,
+        })
+    }
+
+    /// Calls `op.backward` and checks its result: one gradient per input, each with its
+    /// input's shape, and one for every input that needs it.
+    fn backward_op(
+        op: &dyn Op<F>,
+        inputs: &[Var<F>],
+        output: &ArrayD<F>,
+        output_grad: &ArrayD<F>,
+    ) -> Result<Vec<Option<ArrayD<F>>>> {
+        let views: Vec<ArrayViewD<F>> = inputs.iter().map(|v| v.value.view()).collect();
+        let needs_grad: Vec<bool> = inputs.iter().map(Var::is_tracked).collect();
+        let cx = BackwardCx {
+            inputs: &views,
+            output: output.view(),
+            output_grad: output_grad.view(),
+            needs_grad: &needs_grad,
+        };
+        let grads = op.backward(&cx)?;
+        let contract = |message: String| Error::Contract {
+            op: op.name(),
+            message,
+        };
+        if grads.len() != inputs.len() {
+            return Err(contract(format!(
+                "backward returned {} gradients for {} inputs",
+                grads.len(),
+                inputs.len()
+            )));
+        }
+        for (index, (grad, input)) in grads.iter().zip(inputs).enumerate() {
+            match grad {
+                Some(grad) if grad.shape() != input.shape() => {
+                    return Err(contract(format!(
+                        "backward returned a gradient of shape {:?} for input {index} of shape {:?}",
+                        grad.shape(),
+                        input.shape()
+                    )));
+                }
+                None if needs_grad[index] => {
+                    return Err(contract(format!(
+                        "backward returned no gradient for input {index}, which needs one"
+                    )));
+                }
+                _ => {}
+            }
+        }
+        Ok(grads)
+    }
+
+    fn push(&mut self, entry: Entry<F>) -> Slot {
+        self.entries.push(entry);
+        Slot {
+            tape: self.id,
+            index: self.entries.len() - 1,
+        }
+    }
+
+    fn check_owned(&self, var: &Var<F>) -> Result<()> {
+        match var.slot {
+            Some(slot) if slot.tape != self.id => Err(Error::Tape(
+                "a value recorded on another tape was used on this one".into(),
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The gradients of one backward pass, looked up by the `Var` they belong to.
+#[derive(Debug)]
+pub struct Gradients<F: Float> {
+    tape: u64,
+    grads: Vec<Option<ArrayD<F>>>,
+}
+
+impl<F: Float> Gradients<F> {
+    /// The gradient of `var`, if backward reached it and it asked for one.
+    pub fn get(&self, var: &Var<F>) -> Option<&ArrayD<F>> {
+        let slot = var.slot?;
+        if slot.tape != self.tape {
+            return None;
+        }
+        self.grads.get(slot.index)?.as_ref()
+    }
+
+    /// Takes the gradient of `var` out, without copying it.
+    pub fn take(&mut self, var: &Var<F>) -> Option<ArrayD<F>> {
+        let slot = var.slot?;
+        if slot.tape != self.tape {
+            return None;
+        }
+        self.grads.get_mut(slot.index)?.take()
+    }
+}

@@ -1,0 +1,90 @@
+//! `relu`: the rectified linear unit, elementwise.
+//!
+//! - Output: `y = max(x, 0)`.
+//! - Gradient: `dL/dx = dL/dy` where `x > 0`, else `0` (at `x = 0` the subgradient 0 is
+//!   taken, as PyTorch does).
+//! - Shape: `y` has the shape of `x`.
+
+use ndarray::{ArrayD, ArrayViewD, Zip};
+use serde::Deserialize;
+use tapir_core::{Arity, BackwardCx, CaseInput, Float, Gen, GradcheckCase, Op, OpType, Result};
+
+use crate::shape;
+
+/// `relu`: `max(x, 0)`. No hyperparameters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize)]
+pub struct Relu;
+
+impl<F: Float> Op<F> for Relu {
+    fn name(&self) -> &'static str {
+        <Self as OpType>::NAME
+    }
+
+    fn arity(&self) -> Arity {
+        Arity::Exactly(1)
+    }
+
+    fn output_shape(&self, inputs: &[&[usize]]) -> Result<Vec<usize>> {
+        shape::unary(<Self as OpType>::NAME, inputs)
+    }
+
+    fn forward(&self, inputs: &[ArrayViewD<F>]) -> Result<ArrayD<F>> {
+        Ok(inputs[0].mapv(|x| if x > F::zero() { x } else { F::zero() }))
+    }
+
+    fn backward(&self, cx: &BackwardCx<F>) -> Result<Vec<Option<ArrayD<F>>>> {
+        let mut grad = cx.output_grad.to_owned();
+        Zip::from(&mut grad).and(&cx.inputs[0]).for_each(|g, &x| {
+            if x <= F::zero() {
+                *g = F::zero();
+            }
+        });
+        Ok(vec![Some(grad)])
+    }
+
+    fn flops(&self, inputs: &[&[usize]]) -> u64 {
+        inputs
+            .first()
+            .map_or(0, |s| s.iter().product::<usize>() as u64)
+    }
+}
+
+impl OpType for Relu {
+    const NAME: &'static str = "relu";
+
+    fn gradcheck_cases() -> Vec<GradcheckCase> {
+        // Inputs stay at least 0.1 from the kink at 0, far beyond the finite-difference step.
+        let away = Gen::AwayFromZero { min: 0.1, max: 2.0 };
+        vec![
+            GradcheckCase::new("vector", Relu, vec![CaseInput::new("x", &[7], away)]),
+            GradcheckCase::new("NCHW", Relu, vec![CaseInput::new("x", &[2, 3, 4, 5], away)]),
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::{ArrayD, arr1};
+    use tapir_core::{Error, Tape};
+
+    #[test]
+    fn forward_and_backward_by_hand() {
+        let mut tape = Tape::<f64>::new();
+        let x = tape.leaf(arr1(&[-2.0, 0.0, 3.0]).into_dyn(), true);
+        let y = tape.apply(Relu, &[&x]).unwrap();
+        assert_eq!(y.value().as_slice().unwrap(), &[0.0, 0.0, 3.0]);
+        let grads = tape
+            .backward_from(&y, ArrayD::from_elem(vec![3], 5.0))
+            .unwrap();
+        // dL/dx = 5 where x > 0; the kink at 0 takes the subgradient 0.
+        assert_eq!(grads.get(&x).unwrap().as_slice().unwrap(), &[0.0, 0.0, 5.0]);
+    }
+
+    #[test]
+    fn wrong_input_count_is_an_error() {
+        let err = Op::<f32>::output_shape(&Relu, &[&[2], &[2]]).unwrap_err();
+        assert_eq!(err.to_string(), "relu: expects 1 inputs, got 2");
+        assert!(matches!(err, Error::Arity { .. }));
+    }
+}
