@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use ndarray::{ArrayD, ArrayViewD};
+use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 use crate::float::Float;
@@ -218,23 +219,39 @@ impl<F: Float> Tape<F> {
         };
         let mut grads: Vec<Option<ArrayD<F>>> = vec![None; start.index + 1];
         grads[start.index] = Some(output_grad);
-        // Entries are in the order they ran, so reverse order visits every op after all the
-        // ops that consumed its output: its gradient is complete when we reach it.
-        for index in (0..=start.index).rev() {
-            let Entry::Op { op, inputs, output } = &self.entries[index] else {
-                continue; // a leaf keeps its gradient for the caller
+        // Ops run backward in waves: wave h holds the ops whose longest path to `output` has h
+        // steps. An op's consumers all sit in earlier waves, so its gradient is complete when
+        // its wave comes, and the ops of one wave are independent: they run side by side.
+        // Their gradients are then added in a fixed order (descending entry index), so the
+        // sums do not depend on the thread count.
+        for wave in self.waves(start.index) {
+            let jobs: Vec<(usize, ArrayD<F>)> = wave
+                .into_iter()
+                .filter_map(|index| Some((index, grads[index].take()?)))
+                .collect();
+            let run = |(index, output_grad): &(usize, ArrayD<F>)| match &self.entries[*index] {
+                Entry::Op { op, inputs, output } => {
+                    Self::backward_op(op.as_ref(), inputs, output, output_grad)
+                }
+                Entry::Leaf => Ok(Vec::new()),
             };
-            let Some(output_grad) = grads[index].take() else {
-                continue; // nothing downstream of the loss used this value
+            let results: Vec<Result<Vec<Option<ArrayD<F>>>>> = if jobs.len() > 1 {
+                jobs.par_iter().map(run).collect()
+            } else {
+                jobs.iter().map(run).collect()
             };
-            let input_grads = Self::backward_op(op.as_ref(), inputs, output, &output_grad)?;
-            for (input, grad) in inputs.iter().zip(input_grads) {
-                let (Some(slot), Some(grad)) = (input.slot, grad) else {
+            for ((index, _), input_grads) in jobs.iter().zip(results) {
+                let Entry::Op { inputs, .. } = &self.entries[*index] else {
                     continue;
                 };
-                match &mut grads[slot.index] {
-                    Some(sum) => *sum += &grad,
-                    empty => *empty = Some(grad),
+                for (input, grad) in inputs.iter().zip(input_grads?) {
+                    let (Some(slot), Some(grad)) = (input.slot, grad) else {
+                        continue;
+                    };
+                    match &mut grads[slot.index] {
+                        Some(sum) => *sum += &grad,
+                        empty => *empty = Some(grad),
+                    }
                 }
             }
         }
@@ -290,6 +307,29 @@ impl<F: Float> Tape<F> {
             }
         }
         Ok(grads)
+    }
+
+    /// The op entries that lead to entry `start`, grouped by the length of their longest path
+    /// to it, each group in descending entry order.
+    fn waves(&self, start: usize) -> Vec<Vec<usize>> {
+        let mut height: Vec<Option<usize>> = vec![None; start + 1];
+        height[start] = Some(0);
+        let mut waves: Vec<Vec<usize>> = Vec::new();
+        // Inputs precede their consumers, so descending order sees every consumer of an entry
+        // (fixing its height) before the entry itself.
+        for index in (0..=start).rev() {
+            let (Some(h), Entry::Op { inputs, .. }) = (height[index], &self.entries[index]) else {
+                continue;
+            };
+            if waves.len() <= h {
+                waves.resize_with(h + 1, Vec::new);
+            }
+            waves[h].push(index);
+            for slot in inputs.iter().filter_map(|v| v.slot) {
+                height[slot.index] = Some(height[slot.index].map_or(h + 1, |old| old.max(h + 1)));
+            }
+        }
+        waves
     }
 
     fn push(&mut self, entry: Entry<F>) -> Slot {
