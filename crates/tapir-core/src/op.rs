@@ -84,7 +84,8 @@ pub trait Op<F: Float>: Send + Sync + Debug {
 
     /// Given the gradient of the loss with respect to the output, returns one gradient per
     /// input, each with its input's shape, or `None` for inputs that need none
-    /// (`cx.needs_grad(i)` is false) or have none (integer labels).
+    /// (`cx.needs_grad(i)` is false) or have none (integer labels): no gradient flows there.
+    /// A `None` where a gradient exists is a bug that the gradient checker reports.
     fn backward(&self, cx: &BackwardCx<F>) -> Result<Vec<Option<ArrayD<F>>>>;
 
     /// Forward floating-point operations for one call with these input shapes

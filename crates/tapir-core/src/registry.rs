@@ -1,9 +1,11 @@
 //! The registry: op types by name, for network files, the CLI and the test suite.
 
+use std::any::{Any, TypeId};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
+use crate::float::Float;
 use crate::gradcheck::GradcheckCase;
 use crate::op::{Op, OpType};
 
@@ -74,17 +76,58 @@ impl RegistryEntry {
         (self.build_f32)(hyperparameters)
     }
 
+    /// Builds the op in either precision (see [`Self::build_f32`]).
+    pub fn build<F: Float>(&self, hyperparameters: &str) -> Result<Arc<dyn Op<F>>> {
+        // `Float` is implemented for f32 and f64 only, so one of the two downcasts succeeds.
+        let built: Box<dyn Any> = if TypeId::of::<F>() == TypeId::of::<f32>() {
+            Box::new(self.build_f32(hyperparameters)?)
+        } else {
+            Box::new(self.build_f64(hyperparameters)?)
+        };
+        built
+            .downcast::<Arc<dyn Op<F>>>()
+            .map(|op| *op)
+            .map_err(|_| Error::Tape(format!("BUG: {} is neither f32 nor f64", F::NAME)))
+    }
+
     /// Builds the op in `f64` from its hyperparameters as RON text (see [`Self::build_f32`]).
     pub fn build_f64(&self, hyperparameters: &str) -> Result<Arc<dyn Op<f64>>> {
         (self.build_f64)(hyperparameters)
     }
 }
 
+/// Parses hyperparameters; optional fields take a bare value (`stride: 2`, not `Some(2)`).
 fn deserialize<O: OpType>(hyperparameters: &str) -> Result<O> {
-    ron::from_str::<O>(hyperparameters).map_err(|e| Error::Parse {
-        op: O::NAME,
-        line: e.span.start.line,
-        column: e.span.start.col,
-        message: e.code.to_string(),
+    let options =
+        ron::Options::default().with_default_extension(ron::extensions::Extensions::IMPLICIT_SOME);
+    options.from_str::<O>(hyperparameters).map_err(|e| {
+        // The parser reports a bad value at the whitespace before it: point at the value.
+        let (mut line, mut column) = (e.span.start.line, e.span.start.col);
+        let rest = hyperparameters
+            .lines()
+            .nth(line.saturating_sub(1))
+            .unwrap_or("");
+        let skipped = rest
+            .chars()
+            .skip(column.saturating_sub(1))
+            .take_while(|c| c.is_whitespace())
+            .count();
+        if skipped
+            < rest
+                .chars()
+                .count()
+                .saturating_sub(column.saturating_sub(1))
+        {
+            column += skipped;
+        } else if line < hyperparameters.lines().count() {
+            line += 1;
+            column = 1;
+        }
+        Error::Parse {
+            op: O::NAME,
+            line,
+            column,
+            message: e.code.to_string(),
+        }
     })
 }

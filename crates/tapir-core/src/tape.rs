@@ -261,8 +261,8 @@ impl<F: Float> Tape<F> {
         })
     }
 
-    /// Calls `op.backward` and checks its result: one gradient per input, each with its
-    /// input's shape, and one for every input that needs it.
+    /// Calls `op.backward` and checks its result: one entry per input, and each gradient
+    /// with its input's shape. `None` means no gradient flows to that input (integer labels).
     fn backward_op(
         op: &dyn Op<F>,
         inputs: &[Var<F>],
@@ -290,20 +290,14 @@ impl<F: Float> Tape<F> {
             )));
         }
         for (index, (grad, input)) in grads.iter().zip(inputs).enumerate() {
-            match grad {
-                Some(grad) if grad.shape() != input.shape() => {
-                    return Err(contract(format!(
-                        "backward returned a gradient of shape {:?} for input {index} of shape {:?}",
-                        grad.shape(),
-                        input.shape()
-                    )));
-                }
-                None if needs_grad[index] => {
-                    return Err(contract(format!(
-                        "backward returned no gradient for input {index}, which needs one"
-                    )));
-                }
-                _ => {}
+            if let Some(grad) = grad
+                && grad.shape() != input.shape()
+            {
+                return Err(contract(format!(
+                    "backward returned a gradient of shape {:?} for input {index} of shape {:?}",
+                    grad.shape(),
+                    input.shape()
+                )));
             }
         }
         Ok(grads)

@@ -246,16 +246,31 @@ fn parallel_backward_is_bit_identical_whatever_the_thread_count() {
     // Four branches from one leaf, multiplied together: the branches' backward runs in one wave.
     let run = || {
         let mut tape = Tape::<f32>::new();
-        let x = tape.leaf(ArrayD::from_shape_fn(vec![64], |i| 0.1 + i[0] as f32 * 0.37), true);
+        let x = tape.leaf(
+            ArrayD::from_shape_fn(vec![64], |i| 0.1 + i[0] as f32 * 0.37),
+            true,
+        );
         let mut product = tape.apply(Square::Right, &[&x]).unwrap();
         for _ in 0..4 {
             let branch = tape.apply(Square::Right, &[&x]).unwrap();
             let branch = tape.apply(Times, &[&branch, &x]).unwrap();
             product = tape.apply(Times, &[&product, &branch]).unwrap();
         }
-        let grads = tape.backward_from(&product, ArrayD::ones(vec![64])).unwrap();
-        grads.get(&x).unwrap().iter().map(|g| g.to_bits()).collect::<Vec<u32>>()
+        let grads = tape
+            .backward_from(&product, ArrayD::ones(vec![64]))
+            .unwrap();
+        grads
+            .get(&x)
+            .unwrap()
+            .iter()
+            .map(|g| g.to_bits())
+            .collect::<Vec<u32>>()
     };
-    let pool = |threads| rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+    let pool = |threads| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap()
+    };
     assert_eq!(pool(1).install(run), pool(2).install(run));
 }
