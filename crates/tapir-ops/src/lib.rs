@@ -8,14 +8,17 @@
 
 pub mod shape;
 
+pub mod conv2d;
 pub mod relu;
 
+pub use conv2d::Conv2d;
 pub use relu::Relu;
 
 use tapir_core::Registry;
 
 /// Registers every built-in op in `registry`.
 pub fn register_builtins(registry: &mut Registry) -> tapir_core::Result<()> {
+    registry.register::<Conv2d>()?;
     registry.register::<Relu>()?;
     Ok(())
 }
