@@ -8,14 +8,22 @@
 
 pub mod shape;
 
+mod pooling;
+
+pub mod avg_pool2d;
+pub mod max_pool2d;
 pub mod relu;
 
+pub use avg_pool2d::AvgPool2d;
+pub use max_pool2d::MaxPool2d;
 pub use relu::Relu;
 
 use tapir_core::Registry;
 
 /// Registers every built-in op in `registry`.
 pub fn register_builtins(registry: &mut Registry) -> tapir_core::Result<()> {
+    registry.register::<AvgPool2d>()?;
+    registry.register::<MaxPool2d>()?;
     registry.register::<Relu>()?;
     Ok(())
 }
