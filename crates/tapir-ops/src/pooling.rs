@@ -256,13 +256,26 @@ pub(crate) fn from_planes<F: Float>(
     })
 }
 
+/// Checks the input `[N, C, H, W]` of a global pool: `(N, C, H W)`.
+pub(crate) fn global_shape(op: &'static str, input: &[usize]) -> Result<(usize, usize, usize)> {
+    shape::expect_rank(op, "input", input, 4, NCHW)?;
+    let pixels = shape::element_count(op, &input[2..])?;
+    if pixels == 0 {
+        return Err(Error::shape(
+            op,
+            format!("input {input:?} has no pixels; pooling needs height and width of at least 1"),
+        ));
+    }
+    Ok((input[0], input[1], pixels))
+}
+
 #[cfg(test)]
 mod tests {
     use ndarray::{Array, ArrayD};
     use tapir_core::{BackwardCx, Op};
 
     use crate::shape::Pair;
-    use crate::{AvgPool2d, MaxPool2d};
+    use crate::{AvgPool2d, GlobalMaxPool, MaxPool2d};
 
     /// Forward and backward of `op` at `x` with output gradient `dy`, on `threads` threads.
     fn run(op: &dyn Op<f32>, x: &ArrayD<f32>, threads: usize) -> (ArrayD<f32>, ArrayD<f32>) {
@@ -291,7 +304,7 @@ mod tests {
             ((n * 31 + c * 17 + a * 7 + b * 3) % 23) as f32 * 0.37 - 4.0
         })
         .into_dyn();
-        let ops: [&dyn Op<f32>; 2] = [
+        let ops: [&dyn Op<f32>; 3] = [
             &MaxPool2d {
                 kernel: Pair::Both(3),
                 stride: Some(Pair::Both(2)),
@@ -303,6 +316,7 @@ mod tests {
                 padding: Pair::Both(1),
                 count_include_pad: false,
             },
+            &GlobalMaxPool,
         ];
         for op in ops {
             let one = run(op, &x, 1);
