@@ -12,6 +12,17 @@ pub mod conv2d;
 pub mod relu;
 
 pub use conv2d::Conv2d;
+mod pooling;
+
+pub mod avg_pool2d;
+pub mod global_avg_pool;
+pub mod global_max_pool;
+pub mod max_pool2d;
+
+pub use avg_pool2d::AvgPool2d;
+pub use global_avg_pool::GlobalAvgPool;
+pub use global_max_pool::GlobalMaxPool;
+pub use max_pool2d::MaxPool2d;
 pub use relu::Relu;
 
 use tapir_core::Registry;
@@ -19,6 +30,10 @@ use tapir_core::Registry;
 /// Registers every built-in op in `registry`.
 pub fn register_builtins(registry: &mut Registry) -> tapir_core::Result<()> {
     registry.register::<Conv2d>()?;
+    registry.register::<AvgPool2d>()?;
+    registry.register::<GlobalAvgPool>()?;
+    registry.register::<GlobalMaxPool>()?;
+    registry.register::<MaxPool2d>()?;
     registry.register::<Relu>()?;
     Ok(())
 }

@@ -1,0 +1,160 @@
+//! `global_max_pool`: the largest value of each channel's whole `[H, W]` plane, as PyTorch's
+//! `nn.AdaptiveMaxPool2d(1)` followed by a flatten to `[N, C]`.
+//!
+//! - Output: `y[n, c] = max_{a, b} x[n, c, a, b]`. A NaN in the plane makes the output NaN,
+//!   as in PyTorch.
+//! - Gradient: let `m(n, c)` be the argmax of the plane, the FIRST maximum in row-major order
+//!   when several are equal. Then `dL/dx[n, c, a, b] = dL/dy[n, c]` at `(a, b) = m(n, c)`,
+//!   and `0` elsewhere.
+//! - Shape: `[N, C, H, W] -> [N, C]`, with `H W >= 1`.
+
+use ndarray::{ArrayD, ArrayViewD};
+use serde::Deserialize;
+use tapir_core::{Arity, BackwardCx, CaseInput, Float, Gen, GradcheckCase, Op, OpType, Result};
+
+use crate::pooling;
+use crate::shape;
+
+/// `global_max_pool`: the maximum of each channel plane. No hyperparameters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize)]
+pub struct GlobalMaxPool;
+
+impl<F: Float> Op<F> for GlobalMaxPool {
+    fn name(&self) -> &'static str {
+        <Self as OpType>::NAME
+    }
+
+    fn arity(&self) -> Arity {
+        Arity::Exactly(1)
+    }
+
+    fn output_shape(&self, inputs: &[&[usize]]) -> Result<Vec<usize>> {
+        shape::expect_inputs(Self::NAME, inputs, 1)?;
+        let (n, c, _) = pooling::global_shape(Self::NAME, inputs[0])?;
+        Ok(vec![n, c])
+    }
+
+    fn forward(&self, inputs: &[ArrayViewD<F>]) -> Result<ArrayD<F>> {
+        let (n, c, hw) = pooling::global_shape(Self::NAME, inputs[0].shape())?;
+        let x = inputs[0].as_standard_layout();
+        let x = pooling::elements(&x);
+        pooling::from_planes(Self::NAME, &[n, c], 1, hw, |p, y| {
+            // The plane as one row of H W pixels: row-major order is kept.
+            y.fill(pooling::argmax(pooling::plane(&x, p, hw), hw, (0, 1), (0, hw)).1);
+        })
+    }
+
+    fn backward(&self, cx: &BackwardCx<F>) -> Result<Vec<Option<ArrayD<F>>>> {
+        if !cx.needs_grad(0) {
+            return Ok(vec![None]);
+        }
+        let (_, _, hw) = pooling::global_shape(Self::NAME, cx.inputs[0].shape())?;
+        let x = cx.inputs[0].as_standard_layout();
+        let x = pooling::elements(&x);
+        let dy = cx.output_grad.as_standard_layout();
+        let dy = pooling::elements(&dy);
+        let dx = pooling::from_planes(Self::NAME, cx.inputs[0].shape(), hw, hw, |p, dx| {
+            let (m, _) = pooling::argmax(pooling::plane(&x, p, hw), hw, (0, 1), (0, hw));
+            dx[m] = pooling::plane(&dy, p, 1)[0];
+        })?;
+        Ok(vec![Some(dx)])
+    }
+
+    fn flops(&self, inputs: &[&[usize]]) -> u64 {
+        // One comparison per input element.
+        inputs
+            .first()
+            .map_or(0, |s| s.iter().product::<usize>() as u64)
+    }
+}
+
+impl OpType for GlobalMaxPool {
+    const NAME: &'static str = "global_max_pool";
+
+    fn gradcheck_cases() -> Vec<GradcheckCase> {
+        // Distinct values, evenly spaced far beyond the finite-difference step: no nudge can
+        // change a plane's argmax, so max is smooth at every point checked.
+        let distinct = Gen::Distinct {
+            low: -1.0,
+            high: 1.0,
+        };
+        vec![
+            GradcheckCase::new(
+                "batch 2 channels 3",
+                GlobalMaxPool,
+                vec![CaseInput::new("x", &[2, 3, 3, 4], distinct)],
+            ),
+            GradcheckCase::new(
+                "odd 5x3",
+                GlobalMaxPool,
+                vec![CaseInput::new("x", &[1, 2, 5, 3], distinct)],
+            ),
+            // One pixel per plane: the max is the identity.
+            GradcheckCase::new(
+                "1x1 planes",
+                GlobalMaxPool,
+                vec![CaseInput::new("x", &[2, 3, 1, 1], distinct)],
+            ),
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::{Array, IxDyn, arr2};
+    use tapir_core::Tape;
+
+    #[test]
+    fn forward_and_backward_by_hand() {
+        // Plane 0 is [[1, 4], [3, 2]]: max 4 at (0, 1). Plane 1 is [[5, 5], [0, -1]]: max 5,
+        // twice; the first in row-major order, (0, 0), takes the gradient.
+        let x = Array::from_shape_vec(
+            IxDyn(&[1, 2, 2, 2]),
+            vec![1.0, 4.0, 3.0, 2.0, 5.0, 5.0, 0.0, -1.0],
+        )
+        .unwrap();
+        let mut tape = Tape::<f64>::new();
+        let xv = tape.leaf(x, true);
+        let y = tape.apply(GlobalMaxPool, &[&xv]).unwrap();
+        assert_eq!(*y.value(), arr2(&[[4.0, 5.0]]).into_dyn());
+        let grads = tape
+            .backward_from(&y, arr2(&[[10.0, 20.0]]).into_dyn())
+            .unwrap();
+        let expected = Array::from_shape_vec(
+            IxDyn(&[1, 2, 2, 2]),
+            vec![0.0, 10.0, 0.0, 0.0, 20.0, 0.0, 0.0, 0.0],
+        )
+        .unwrap();
+        assert_eq!(grads.get(&xv).unwrap(), &expected);
+    }
+
+    #[test]
+    fn bad_shapes_are_errors() {
+        let err = |input: &[usize]| {
+            Op::<f32>::output_shape(&GlobalMaxPool, &[input])
+                .unwrap_err()
+                .to_string()
+        };
+        assert_eq!(
+            err(&[2, 3, 4]),
+            "global_max_pool: input must have rank 4 (N, C, H, W), got shape [2, 3, 4]"
+        );
+        assert_eq!(
+            err(&[2, 3, 4, 0]),
+            "global_max_pool: input [2, 3, 4, 0] has no pixels; pooling needs height and width of at least 1"
+        );
+    }
+
+    #[test]
+    fn builds_from_hyperparameter_text() {
+        let registry = crate::builtin_registry();
+        let entry = registry.get("global_max_pool").unwrap();
+        let op = entry.build_f32("()").unwrap();
+        assert_eq!(op.output_shape(&[&[2, 3, 4, 5]]).unwrap(), vec![2, 3]);
+        assert_eq!(
+            entry.build_f64("(kernel: 2)").unwrap_err().to_string(),
+            "global_max_pool: hyperparameters at line 1, column 1: Expected unit"
+        );
+    }
+}

@@ -1,0 +1,376 @@
+//! `max_pool2d`: the largest value of each sliding window over NCHW input, as PyTorch's
+//! `nn.MaxPool2d` (dilation 1, `ceil_mode=False`).
+//!
+//! For `x` of shape `[N, C, H, W]`, kernel `(kh, kw)`, stride `(sh, sw)` and padding
+//! `(ph, pw)`, the window of output pixel `(i, j)` is the set `R(i, j)` of input pixels
+//! `(a, b)` with `i sh - ph <= a < i sh - ph + kh` and `j sw - pw <= b < j sw - pw + kw`
+//! (pixels of the padding are left out: padding is `-inf`, never selected).
+//!
+//! - Output: `y[n, c, i, j] = max_{(a, b) in R(i, j)} x[n, c, a, b]`. A NaN in the window
+//!   makes the output NaN, as in PyTorch.
+//! - Gradient: let `m(i, j)` be the argmax of the window, the FIRST maximum in row-major window
+//!   order when several are equal (PyTorch's CPU kernel). Then
+//!   `dL/dx[n, c, a, b] = sum_{(i, j) : m(i, j) = (a, b)} dL/dy[n, c, i, j]`: each output's
+//!   gradient goes to its argmax alone, and overlapping windows with the same argmax add up.
+//! - Shape: `[N, C, OH, OW]` with `OH = floor((H + 2 ph - kh) / sh) + 1`, likewise `OW`.
+//!   PyTorch's rule `ph <= kh / 2`, `pw <= kw / 2` holds, so no window is padding only.
+
+use ndarray::{ArrayD, ArrayViewD};
+use serde::Deserialize;
+use tapir_core::{Arity, BackwardCx, CaseInput, Float, Gen, GradcheckCase, Op, OpType, Result};
+
+use crate::pooling::{self, Window2d};
+use crate::shape::{self, Pair};
+
+/// `max_pool2d`: the maximum of each `kernel` window, windows `stride` apart.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MaxPool2d {
+    /// Window size: `2`, or `(height, width)`.
+    pub kernel: Pair,
+    /// Step between windows; the kernel when omitted (PyTorch's default).
+    #[serde(default, deserialize_with = "pooling::some_pair")]
+    pub stride: Option<Pair>,
+    /// `-inf` pixels added on each side; at most half the kernel on each axis. Default 0.
+    #[serde(default = "pooling::no_padding")]
+    pub padding: Pair,
+}
+
+impl MaxPool2d {
+    /// The shape rule's checks, and the window geometry for `input`.
+    fn window(&self, input: &[usize]) -> Result<Window2d> {
+        Window2d::new(
+            <Self as OpType>::NAME,
+            input,
+            self.kernel,
+            self.stride,
+            self.padding,
+        )
+    }
+}
+
+impl<F: Float> Op<F> for MaxPool2d {
+    fn name(&self) -> &'static str {
+        <Self as OpType>::NAME
+    }
+
+    fn arity(&self) -> Arity {
+        Arity::Exactly(1)
+    }
+
+    fn output_shape(&self, inputs: &[&[usize]]) -> Result<Vec<usize>> {
+        shape::expect_inputs(<Self as OpType>::NAME, inputs, 1)?;
+        Ok(self.window(inputs[0])?.output_shape())
+    }
+
+    fn forward(&self, inputs: &[ArrayViewD<F>]) -> Result<ArrayD<F>> {
+        let g = self.window(inputs[0].shape())?;
+        let ((h, w), (oh, ow)) = (g.input, g.output);
+        let x = inputs[0].as_standard_layout();
+        let x = pooling::elements(&x);
+        let work = g.work_per_plane();
+        pooling::from_planes(Self::NAME, &g.output_shape(), oh * ow, work, |p, y| {
+            let x = pooling::plane(&x, p, h * w);
+            for (i, y_row) in y.chunks_mut(ow).enumerate() {
+                for (j, y) in y_row.iter_mut().enumerate() {
+                    *y = pooling::argmax(x, w, g.rows(i), g.cols(j)).1;
+                }
+            }
+        })
+    }
+
+    fn backward(&self, cx: &BackwardCx<F>) -> Result<Vec<Option<ArrayD<F>>>> {
+        if !cx.needs_grad(0) {
+            return Ok(vec![None]);
+        }
+        let g = self.window(cx.inputs[0].shape())?;
+        let ((h, w), (oh, ow)) = (g.input, g.output);
+        let x = cx.inputs[0].as_standard_layout();
+        let x = pooling::elements(&x);
+        let dy = cx.output_grad.as_standard_layout();
+        let dy = pooling::elements(&dy);
+        let work = g.work_per_plane();
+        // One plane of dL/dx per task: every m(i, j) of a plane lies in that plane.
+        let dx = pooling::from_planes(Self::NAME, cx.inputs[0].shape(), h * w, work, |p, dx| {
+            let x = pooling::plane(&x, p, h * w);
+            for (i, dy_row) in pooling::plane(&dy, p, oh * ow).chunks(ow).enumerate() {
+                for (j, &dy) in dy_row.iter().enumerate() {
+                    let (m, _) = pooling::argmax(x, w, g.rows(i), g.cols(j));
+                    dx[m] += dy;
+                }
+            }
+        })?;
+        Ok(vec![Some(dx)])
+    }
+
+    fn flops(&self, inputs: &[&[usize]]) -> u64 {
+        // One comparison per window element.
+        inputs
+            .first()
+            .and_then(|input| self.window(input).ok())
+            .map_or(0, |g| g.visits())
+    }
+}
+
+impl OpType for MaxPool2d {
+    const NAME: &'static str = "max_pool2d";
+
+    fn gradcheck_cases() -> Vec<GradcheckCase> {
+        // Distinct values, evenly spaced (at least 2 / 149 apart in the largest case, far
+        // beyond the finite-difference step): no nudge can change a window's argmax, so max
+        // is smooth at every point checked.
+        let distinct = Gen::Distinct {
+            low: -1.0,
+            high: 1.0,
+        };
+        let pool = |kernel, stride, padding| MaxPool2d {
+            kernel,
+            stride,
+            padding,
+        };
+        let case = |label, op, shape: &[usize]| {
+            GradcheckCase::new(label, op, vec![CaseInput::new("x", shape, distinct)])
+        };
+        vec![
+            // Windows overlap by one row and column: a pixel there can win several windows.
+            case(
+                "kernel 3 stride 2",
+                pool(Pair::Both(3), Some(Pair::Both(2)), Pair::Both(0)),
+                &[1, 1, 7, 7],
+            ),
+            case(
+                "padding 1",
+                pool(Pair::Both(3), Some(Pair::Both(2)), Pair::Both(1)),
+                &[1, 1, 5, 5],
+            ),
+            // 7x5 with kernel 2: the last row and column belong to no window.
+            case(
+                "odd 7x5",
+                pool(Pair::Both(2), None, Pair::Both(0)),
+                &[1, 2, 7, 5],
+            ),
+            case(
+                "kernel 2x3 stride 1x2 padding 1",
+                pool(
+                    Pair::PerAxis(2, 3),
+                    Some(Pair::PerAxis(1, 2)),
+                    Pair::Both(1),
+                ),
+                &[1, 1, 6, 7],
+            ),
+            case(
+                "batch 2 channels 3",
+                pool(Pair::Both(2), Some(Pair::Both(1)), Pair::Both(0)),
+                &[2, 3, 5, 5],
+            ),
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::{Array, ArrayD, IxDyn, arr2};
+    use tapir_core::{Error, Tape};
+
+    fn pool(kernel: usize, stride: usize, padding: usize) -> MaxPool2d {
+        MaxPool2d {
+            kernel: Pair::Both(kernel),
+            stride: Some(Pair::Both(stride)),
+            padding: Pair::Both(padding),
+        }
+    }
+
+    /// An `[1, 1, H, W]` input from rows.
+    fn image<const W: usize>(rows: &[[f64; W]]) -> ArrayD<f64> {
+        arr2(rows)
+            .into_shape_with_order(IxDyn(&[1, 1, rows.len(), W]))
+            .unwrap()
+    }
+
+    fn shape_error(op: &MaxPool2d, input: &[usize]) -> String {
+        Op::<f32>::output_shape(op, &[input])
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn forward_and_backward_by_hand() {
+        let mut tape = Tape::<f64>::new();
+        let x = tape.leaf(
+            image(&[
+                [1.0, 5.0, 2.0, 0.0],
+                [3.0, 4.0, 8.0, 6.0],
+                [7.0, 0.0, 1.0, 2.0],
+                [9.0, 3.0, 4.0, 5.0],
+            ]),
+            true,
+        );
+        let y = tape.apply(pool(2, 2, 0), &[&x]).unwrap();
+        // Windows: max{1, 5, 3, 4} = 5 at (0, 1); max{2, 0, 8, 6} = 8 at (1, 2);
+        //          max{7, 0, 9, 3} = 9 at (3, 0); max{1, 2, 4, 5} = 5 at (3, 3).
+        assert_eq!(*y.value(), image(&[[5.0, 8.0], [9.0, 5.0]]));
+        let dy = image(&[[10.0, 20.0], [30.0, 40.0]]);
+        let grads = tape.backward_from(&y, dy).unwrap();
+        // Each output gradient lands on its window's argmax; every other pixel gets 0.
+        let expected = image(&[
+            [0.0, 10.0, 0.0, 0.0],
+            [0.0, 0.0, 20.0, 0.0],
+            [0.0, 0.0, 0.0, 0.0],
+            [30.0, 0.0, 0.0, 40.0],
+        ]);
+        assert_eq!(grads.get(&x).unwrap(), &expected);
+    }
+
+    #[test]
+    fn padding_is_minus_infinity() {
+        // Kernel 2, stride 2, padding 1 on 3x3: OH = (3 + 2 - 2) / 2 + 1 = 2. The windows
+        // cover input rows {0} and {1, 2}, likewise columns. All inputs are negative, so zero
+        // padding would give 0 everywhere: y = [[max{-1}, max{-2, -3}],
+        //                                       [max{-4, -7}, max{-5, -6, -8, -9}]].
+        let x = image(&[[-1.0, -2.0, -3.0], [-4.0, -5.0, -6.0], [-7.0, -8.0, -9.0]]);
+        let y = Op::<f64>::forward(&pool(2, 2, 1), &[x.view()]).unwrap();
+        assert_eq!(y, image(&[[-1.0, -2.0], [-4.0, -5.0]]));
+    }
+
+    #[test]
+    fn the_first_of_equal_maxima_takes_the_gradient() {
+        // Kernel 2, stride 1 on 2x3: windows {2, 7, 7, 7} and {7, 7, 7, 1}. Both maxima are
+        // 7; the first in row-major window order is (0, 1) in both windows, so it gets
+        // 1 + 10 = 11 and the other 7s get nothing.
+        let mut tape = Tape::<f64>::new();
+        let x = tape.leaf(image(&[[2.0, 7.0, 7.0], [7.0, 7.0, 1.0]]), true);
+        let y = tape.apply(pool(2, 1, 0), &[&x]).unwrap();
+        assert_eq!(*y.value(), image(&[[7.0, 7.0]]));
+        let grads = tape.backward_from(&y, image(&[[1.0, 10.0]])).unwrap();
+        assert_eq!(
+            grads.get(&x).unwrap(),
+            &image(&[[0.0, 11.0, 0.0], [0.0, 0.0, 0.0]])
+        );
+    }
+
+    #[test]
+    fn nan_propagates() {
+        let x = image(&[[1.0, f64::NAN], [2.0, 3.0]]);
+        let y = Op::<f64>::forward(&pool(2, 2, 0), &[x.view()]).unwrap();
+        assert!(y[[0, 0, 0, 0]].is_nan());
+    }
+
+    #[test]
+    fn planes_are_pooled_independently() {
+        // Plane p holds p * 100 + (0..16): each plane's maximum of a 4x4 window is its last.
+        let x = Array::from_shape_fn((3, 5, 4, 4), |(n, c, a, b)| {
+            ((n * 5 + c) * 100 + a * 4 + b) as f32
+        })
+        .into_dyn();
+        let y = Op::<f32>::forward(&pool(4, 4, 0), &[x.view()]).unwrap();
+        let expected =
+            Array::from_shape_fn((3, 5, 1, 1), |(n, c, _, _)| ((n * 5 + c) * 100 + 15) as f32);
+        assert_eq!(y, expected.into_dyn());
+    }
+
+    #[test]
+    fn strided_views_are_read_in_logical_order() {
+        // The same image stored transposed: forward must see [[1, 5], [3, 4]] either way.
+        let stored = image(&[[1.0, 3.0], [5.0, 4.0]]);
+        let x = stored.view().permuted_axes(IxDyn(&[0, 1, 3, 2]));
+        let op = pool(2, 1, 1);
+        let y = Op::<f64>::forward(&op, std::slice::from_ref(&x)).unwrap();
+        assert_eq!(y, Op::<f64>::forward(&op, &[x.to_owned().view()]).unwrap());
+        // The top-right window holds only x[0, 1] = 5 (the rest is padding).
+        assert_eq!(y[[0, 0, 0, 1]], 5.0);
+    }
+
+    #[test]
+    fn output_size_follows_the_formula() {
+        // OH = (7 + 2 - 2) / 1 + 1 = 8, OW = (6 + 2 - 3) / 2 + 1 = 3.
+        let op = MaxPool2d {
+            kernel: Pair::PerAxis(2, 3),
+            stride: Some(Pair::PerAxis(1, 2)),
+            padding: Pair::Both(1),
+        };
+        assert_eq!(
+            Op::<f32>::output_shape(&op, &[&[2, 3, 7, 6]]).unwrap(),
+            vec![2, 3, 8, 3]
+        );
+        // Stride defaults to the kernel: (7 - 3) / 3 + 1 = 2.
+        let op = MaxPool2d {
+            stride: None,
+            ..pool(3, 1, 0)
+        };
+        assert_eq!(
+            Op::<f32>::output_shape(&op, &[&[1, 1, 7, 7]]).unwrap(),
+            vec![1, 1, 2, 2]
+        );
+    }
+
+    #[test]
+    fn bad_shapes_and_hyperparameters_are_errors() {
+        assert_eq!(
+            shape_error(&pool(2, 2, 0), &[1, 4, 4]),
+            "max_pool2d: input must have rank 4 (N, C, H, W), got shape [1, 4, 4]"
+        );
+        assert_eq!(
+            shape_error(&pool(0, 1, 0), &[1, 1, 4, 4]),
+            "max_pool2d: invalid hyperparameter: kernel must be at least 1, got 0"
+        );
+        assert_eq!(
+            shape_error(&pool(2, 0, 0), &[1, 1, 4, 4]),
+            "max_pool2d: invalid hyperparameter: stride must be at least 1, got 0"
+        );
+        let op = MaxPool2d {
+            padding: Pair::PerAxis(1, 2),
+            ..pool(3, 1, 0)
+        };
+        assert_eq!(
+            shape_error(&op, &[1, 1, 4, 4]),
+            "max_pool2d: invalid hyperparameter: padding (1, 2) must be at most half the kernel 3 \
+             on each axis, as in PyTorch: width padding 2 > 3 / 2 would make a window of padding \
+             only; use padding at most 1"
+        );
+        assert_eq!(
+            shape_error(&pool(3, 1, 0), &[1, 1, 2, 5]),
+            "max_pool2d: height: the window spans 3 pixels (kernel 3, dilation 1) but the padded \
+             input has only 2 (2 + padding 0 + 0); use a smaller kernel or more padding \
+             (input [1, 1, 2, 5])"
+        );
+        assert_eq!(
+            shape_error(&pool(2, 1, 1), &[1, 1, 0, 5]),
+            "max_pool2d: input [1, 1, 0, 5] has no pixels; pooling needs height and width of at least 1"
+        );
+        let err = Op::<f32>::output_shape(&pool(2, 2, 0), &[&[1, 1, 4, 4], &[1]]).unwrap_err();
+        assert!(matches!(err, Error::Arity { .. }), "{err}");
+    }
+
+    #[test]
+    fn builds_from_hyperparameter_text() {
+        let registry = crate::builtin_registry();
+        let entry = registry.get("max_pool2d").unwrap();
+        let op = entry
+            .build_f64("(kernel: (2, 3), stride: (1, 2), padding: (1, 0))")
+            .unwrap();
+        // OH = (4 + 2 - 2) / 1 + 1 = 5, OW = (5 - 3) / 2 + 1 = 2.
+        assert_eq!(op.output_shape(&[&[1, 1, 4, 5]]).unwrap(), vec![1, 1, 5, 2]);
+        // RON's own spelling of an option works too.
+        let op = entry.build_f32("(kernel: 2, stride: Some(1))").unwrap();
+        assert_eq!(op.output_shape(&[&[1, 1, 4, 5]]).unwrap(), vec![1, 1, 3, 4]);
+        let op = entry.build_f32("(kernel: 2, stride: None)").unwrap();
+        assert_eq!(op.output_shape(&[&[1, 1, 4, 5]]).unwrap(), vec![1, 1, 2, 2]);
+        let op = entry.build_f32("(kernel: 2)").unwrap();
+        assert_eq!(op.output_shape(&[&[1, 1, 4, 5]]).unwrap(), vec![1, 1, 2, 2]);
+        assert_eq!(
+            entry
+                .build_f64("(kernel: 2, stride: -1)")
+                .unwrap_err()
+                .to_string(),
+            "max_pool2d: hyperparameters at line 1, column 22: a number, (height, width), Some(...) or None"
+        );
+        assert_eq!(
+            entry
+                .build_f64("(kernel: 2, dilation: 2)")
+                .unwrap_err()
+                .to_string(),
+            "max_pool2d: hyperparameters at line 1, column 13: Unexpected field named `dilation` in `MaxPool2d`, expected one of `kernel`, `stride`, or `padding` instead"
+        );
+    }
+}

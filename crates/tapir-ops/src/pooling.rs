@@ -1,0 +1,327 @@
+//! What the pooling ops share: the geometry of a sliding window over NCHW input (its
+//! hyperparameter checks, output size and clipped extents) and the loop that runs a kernel
+//! once per `[H, W]` plane, on rayon's threads when the work pays for them.
+
+use std::borrow::Cow;
+
+use ndarray::{ArrayD, CowArray, IxDyn};
+use rayon::prelude::*;
+use serde::{Deserialize, Deserializer};
+use tapir_core::{Error, Float, Result};
+
+use crate::shape::{self, Pair};
+
+/// The layout every pooling op takes, as named in rank errors.
+pub(crate) const NCHW: &str = "N, C, H, W";
+
+/// Below this many element visits, a call runs on the calling thread: handing planes to
+/// the pool costs more than it saves (and gradient checks make thousands of tiny calls).
+const PARALLEL_MIN_WORK: usize = 1 << 15;
+
+/// The default padding of the windowed pools: none.
+pub(crate) fn no_padding() -> Pair {
+    Pair::Both(0)
+}
+
+/// Reads an optional `Pair` written bare (`stride: 2`) as well as RON's own way
+/// (`stride: Some(2)`, `stride: None`); an omitted field stays `None` through
+/// `#[serde(default)]`.
+pub(crate) fn some_pair<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> std::result::Result<Option<Pair>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged, expecting = "a number, (height, width), Some(...) or None")]
+    enum Written {
+        Bare(Pair),
+        Optional(Option<Pair>),
+    }
+    Ok(match Written::deserialize(deserializer)? {
+        Written::Bare(pair) => Some(pair),
+        Written::Optional(pair) => pair,
+    })
+}
+
+/// A sliding window of `kernel` pixels moved by `stride` over an input padded by `padding`
+/// on each side, with the sizes it produces. Built only by [`Window2d::new`], which
+/// guarantees that every window holds at least one input pixel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Window2d {
+    /// Batch size `N`.
+    pub batch: usize,
+    /// Channels `C`.
+    pub channels: usize,
+    /// Input height and width `(H, W)`, both at least 1.
+    pub input: (usize, usize),
+    /// Output height and width `(OH, OW)`, both at least 1.
+    pub output: (usize, usize),
+    /// `(kh, kw)`.
+    pub kernel: (usize, usize),
+    /// `(sh, sw)`.
+    pub stride: (usize, usize),
+    /// `(ph, pw)`, on both sides of each axis.
+    pub padding: (usize, usize),
+}
+
+impl Window2d {
+    /// Checks the hyperparameters and the input shape `[N, C, H, W]` of `op`.
+    ///
+    /// PyTorch's rule `padding <= kernel / 2` makes every window reach the input: the first
+    /// window covers `kh - ph >= 1` input rows, and the last one starts at most at
+    /// `H + ph - kh <= H - 1` (as `ph < kh`), likewise for columns.
+    pub(crate) fn new(
+        op: &'static str,
+        input: &[usize],
+        kernel: Pair,
+        stride: Option<Pair>,
+        padding: Pair,
+    ) -> Result<Self> {
+        let (kh, kw) = kernel.check_positive(op, "kernel")?;
+        let (sh, sw) = stride.unwrap_or(kernel).check_positive(op, "stride")?;
+        let (ph, pw) = padding.hw();
+        if ph > kh / 2 || pw > kw / 2 {
+            let (axis, p, k) = if ph > kh / 2 {
+                ("height", ph, kh)
+            } else {
+                ("width", pw, kw)
+            };
+            return Err(Error::hyperparameter(
+                op,
+                format!(
+                    "padding {padding} must be at most half the kernel {kernel} on each axis, as in PyTorch: \
+                     {axis} padding {p} > {k} / 2 would make a window of padding only; use padding at most {}",
+                    k / 2
+                ),
+            ));
+        }
+        // A huge kernel is legal on a tiny input (kernel 2k + 1, padding k); its divisor
+        // `kh kw` must still be a number.
+        if kh.checked_mul(kw).is_none() {
+            return Err(Error::hyperparameter(
+                op,
+                format!("kernel {kernel} has more pixels than a usize counts"),
+            ));
+        }
+        shape::expect_rank(op, "input", input, 4, NCHW)?;
+        let (batch, channels, h, w) = (input[0], input[1], input[2], input[3]);
+        if h == 0 || w == 0 {
+            return Err(Error::shape(
+                op,
+                format!(
+                    "input {input:?} has no pixels; pooling needs height and width of at least 1"
+                ),
+            ));
+        }
+        let with_shape = |e: Error| match e {
+            Error::Shape { op, message } => {
+                Error::shape(op, format!("{message} (input {input:?})"))
+            }
+            other => other,
+        };
+        let oh =
+            shape::window_output_len(op, "height", h, ph, ph, kh, 1, sh).map_err(with_shape)?;
+        let ow = shape::window_output_len(op, "width", w, pw, pw, kw, 1, sw).map_err(with_shape)?;
+        shape::element_count(op, &[batch, channels, oh, ow])?;
+        Ok(Window2d {
+            batch,
+            channels,
+            input: (h, w),
+            output: (oh, ow),
+            kernel: (kh, kw),
+            stride: (sh, sw),
+            padding: (ph, pw),
+        })
+    }
+
+    /// `[N, C, OH, OW]`.
+    pub(crate) fn output_shape(&self) -> Vec<usize> {
+        vec![self.batch, self.channels, self.output.0, self.output.1]
+    }
+
+    /// The input rows `start..end` of the windows in output row `i`, padding cut off.
+    pub(crate) fn rows(&self, i: usize) -> (usize, usize) {
+        clip(
+            i * self.stride.0,
+            self.kernel.0,
+            self.padding.0,
+            self.input.0,
+        )
+    }
+
+    /// The input columns `start..end` of the windows in output column `j`, padding cut off.
+    pub(crate) fn cols(&self, j: usize) -> (usize, usize) {
+        clip(
+            j * self.stride.1,
+            self.kernel.1,
+            self.padding.1,
+            self.input.1,
+        )
+    }
+
+    /// Output pixels times window size: the element visits of one plane (saturating).
+    pub(crate) fn work_per_plane(&self) -> usize {
+        [self.output.0, self.output.1, self.kernel.0, self.kernel.1]
+            .iter()
+            .fold(1usize, |acc, &d| acc.saturating_mul(d))
+    }
+
+    /// The element visits of one forward call (saturating).
+    pub(crate) fn visits(&self) -> u64 {
+        (self.batch as u64)
+            .saturating_mul(self.channels as u64)
+            .saturating_mul(self.work_per_plane() as u64)
+    }
+}
+
+/// A window starting at `start` in padded coordinates, of `kernel` pixels, over an input of
+/// `len` pixels padded by `pad`: its input range. No overflow: `Window2d::new` checked
+/// `start + kernel <= len + 2 pad`.
+fn clip(start: usize, kernel: usize, pad: usize, len: usize) -> (usize, usize) {
+    (
+        start.saturating_sub(pad),
+        (start + kernel).saturating_sub(pad).min(len),
+    )
+}
+
+/// The argmax and maximum of the window `rows x cols` of a plane `width` pixels wide: the
+/// index in the plane of its FIRST largest element in row-major order, and that element.
+/// A NaN wins, so it propagates, as in PyTorch.
+pub(crate) fn argmax<F: Float>(
+    plane: &[F],
+    width: usize,
+    rows: (usize, usize),
+    cols: (usize, usize),
+) -> (usize, F) {
+    // Windows are never empty (see `Window2d::new`), so `-inf` survives only if the input
+    // holds it; the index then is the window's first, as in PyTorch.
+    let mut best = (rows.0 * width + cols.0, F::neg_infinity());
+    for r in rows.0..rows.1 {
+        let start = r * width + cols.0;
+        for (offset, &v) in plane[start..r * width + cols.1].iter().enumerate() {
+            // Strict `>` keeps the first of equal maxima; a NaN always wins (PyTorch's rule).
+            if v > best.1 || v.is_nan() {
+                best = (start + offset, v);
+            }
+        }
+    }
+    best
+}
+
+/// The elements of `array` in row-major order: borrowed from `as_standard_layout()`'s result.
+pub(crate) fn elements<'a, F: Float>(array: &'a CowArray<'a, F, IxDyn>) -> Cow<'a, [F]> {
+    match array.as_slice() {
+        Some(slice) => Cow::Borrowed(slice),
+        // Unreachable after `as_standard_layout`, and still correct: a row-major copy.
+        None => Cow::Owned(array.iter().copied().collect()),
+    }
+}
+
+/// Plane `p` of `data`, planes being `len` elements long.
+pub(crate) fn plane<F>(data: &[F], p: usize, len: usize) -> &[F] {
+    data.get(p * len..(p + 1) * len)
+        .unwrap_or_else(|| panic!("BUG: plane {p} of {len} elements outside {}", data.len()))
+}
+
+/// An array of `shape` (of `planes * plane_len` elements) whose plane `p` is written by
+/// `kernel(p, plane)`, starting from zeros.
+///
+/// Each plane is computed by the same code whichever thread runs it and no plane reads
+/// another's result, so the output does not depend on the thread count.
+pub(crate) fn from_planes<F: Float>(
+    op: &'static str,
+    shape: &[usize],
+    plane_len: usize,
+    work_per_plane: usize,
+    kernel: impl Fn(usize, &mut [F]) + Sync,
+) -> Result<ArrayD<F>> {
+    let len = shape::element_count(op, shape)?;
+    let mut data = vec![F::zero(); len];
+    // `plane_len` is never 0 (shapes have a pixel at least); `checked_div` just says so safely.
+    if let Some(planes) = len.checked_div(plane_len) {
+        if planes < 2 || planes.saturating_mul(work_per_plane) < PARALLEL_MIN_WORK {
+            data.chunks_mut(plane_len)
+                .enumerate()
+                .for_each(|(p, out)| kernel(p, out));
+        } else {
+            // Enough planes per task that each task is worth a thread's wake-up.
+            let min_planes = (PARALLEL_MIN_WORK / work_per_plane.max(1)).max(1);
+            data.par_chunks_mut(plane_len)
+                .enumerate()
+                .with_min_len(min_planes)
+                .for_each(|(p, out)| kernel(p, out));
+        }
+    }
+    ArrayD::from_shape_vec(IxDyn(shape), data).map_err(|e| Error::Contract {
+        op,
+        message: format!("output of shape {shape:?}: {e}"),
+    })
+}
+
+/// Checks the input `[N, C, H, W]` of a global pool: `(N, C, H W)`.
+pub(crate) fn global_shape(op: &'static str, input: &[usize]) -> Result<(usize, usize, usize)> {
+    shape::expect_rank(op, "input", input, 4, NCHW)?;
+    let pixels = shape::element_count(op, &input[2..])?;
+    if pixels == 0 {
+        return Err(Error::shape(
+            op,
+            format!("input {input:?} has no pixels; pooling needs height and width of at least 1"),
+        ));
+    }
+    Ok((input[0], input[1], pixels))
+}
+
+#[cfg(test)]
+mod tests {
+    use ndarray::{Array, ArrayD};
+    use tapir_core::{BackwardCx, Op};
+
+    use crate::shape::Pair;
+    use crate::{AvgPool2d, GlobalMaxPool, MaxPool2d};
+
+    /// Forward and backward of `op` at `x` with output gradient `dy`, on `threads` threads.
+    fn run(op: &dyn Op<f32>, x: &ArrayD<f32>, threads: usize) -> (ArrayD<f32>, ArrayD<f32>) {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            let y = op.forward(&[x.view()]).unwrap();
+            let dy = y.mapv(|v| v.sin());
+            let cx = BackwardCx {
+                inputs: &[x.view()],
+                output: y.view(),
+                output_grad: dy.view(),
+                needs_grad: &[true],
+            };
+            let dx = op.backward(&cx).unwrap().remove(0).unwrap();
+            (y, dx)
+        })
+    }
+
+    #[test]
+    fn results_do_not_depend_on_the_thread_count() {
+        // 64 planes of 32x32: enough work to take the parallel path.
+        let x = Array::from_shape_fn((4, 16, 32, 32), |(n, c, a, b)| {
+            ((n * 31 + c * 17 + a * 7 + b * 3) % 23) as f32 * 0.37 - 4.0
+        })
+        .into_dyn();
+        let ops: [&dyn Op<f32>; 3] = [
+            &MaxPool2d {
+                kernel: Pair::Both(3),
+                stride: Some(Pair::Both(2)),
+                padding: Pair::Both(1),
+            },
+            &AvgPool2d {
+                kernel: Pair::Both(3),
+                stride: Some(Pair::Both(1)),
+                padding: Pair::Both(1),
+                count_include_pad: false,
+            },
+            &GlobalMaxPool,
+        ];
+        for op in ops {
+            let one = run(op, &x, 1);
+            let four = run(op, &x, 4);
+            assert_eq!(one, four, "{}", op.name());
+        }
+    }
+}
