@@ -8,14 +8,17 @@
 
 pub mod shape;
 
+pub mod matmul;
 pub mod relu;
 
+pub use matmul::Matmul;
 pub use relu::Relu;
 
 use tapir_core::Registry;
 
 /// Registers every built-in op in `registry`.
 pub fn register_builtins(registry: &mut Registry) -> tapir_core::Result<()> {
+    registry.register::<Matmul>()?;
     registry.register::<Relu>()?;
     Ok(())
 }
