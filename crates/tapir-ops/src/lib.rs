@@ -8,9 +8,11 @@
 
 pub mod shape;
 
+pub mod dense;
 pub mod matmul;
 pub mod relu;
 
+pub use dense::Dense;
 pub use matmul::Matmul;
 pub use relu::Relu;
 
@@ -18,6 +20,7 @@ use tapir_core::Registry;
 
 /// Registers every built-in op in `registry`.
 pub fn register_builtins(registry: &mut Registry) -> tapir_core::Result<()> {
+    registry.register::<Dense>()?;
     registry.register::<Matmul>()?;
     registry.register::<Relu>()?;
     Ok(())
