@@ -9,20 +9,29 @@
 pub mod shape;
 
 pub mod dense;
+pub mod leaky_relu;
 pub mod matmul;
 pub mod relu;
+pub mod sigmoid;
+pub mod tanh;
 
 pub use dense::Dense;
+pub use leaky_relu::LeakyRelu;
 pub use matmul::Matmul;
 pub use relu::Relu;
+pub use sigmoid::Sigmoid;
+pub use tanh::Tanh;
 
 use tapir_core::Registry;
 
 /// Registers every built-in op in `registry`.
 pub fn register_builtins(registry: &mut Registry) -> tapir_core::Result<()> {
     registry.register::<Dense>()?;
+    registry.register::<LeakyRelu>()?;
     registry.register::<Matmul>()?;
     registry.register::<Relu>()?;
+    registry.register::<Sigmoid>()?;
+    registry.register::<Tanh>()?;
     Ok(())
 }
 
