@@ -9,6 +9,7 @@
 pub mod shape;
 
 pub mod dense;
+pub mod gelu;
 pub mod leaky_relu;
 pub mod matmul;
 pub mod relu;
@@ -16,6 +17,7 @@ pub mod sigmoid;
 pub mod tanh;
 
 pub use dense::Dense;
+pub use gelu::Gelu;
 pub use leaky_relu::LeakyRelu;
 pub use matmul::Matmul;
 pub use relu::Relu;
@@ -27,6 +29,7 @@ use tapir_core::Registry;
 /// Registers every built-in op in `registry`.
 pub fn register_builtins(registry: &mut Registry) -> tapir_core::Result<()> {
     registry.register::<Dense>()?;
+    registry.register::<Gelu>()?;
     registry.register::<LeakyRelu>()?;
     registry.register::<Matmul>()?;
     registry.register::<Relu>()?;
