@@ -9,7 +9,13 @@
 pub mod shape;
 
 pub mod conv2d;
+pub mod dense;
+pub mod gelu;
+pub mod leaky_relu;
+pub mod matmul;
 pub mod relu;
+pub mod sigmoid;
+pub mod tanh;
 
 pub use conv2d::Conv2d;
 mod pooling;
@@ -23,7 +29,13 @@ pub use avg_pool2d::AvgPool2d;
 pub use global_avg_pool::GlobalAvgPool;
 pub use global_max_pool::GlobalMaxPool;
 pub use max_pool2d::MaxPool2d;
+pub use dense::Dense;
+pub use gelu::Gelu;
+pub use leaky_relu::LeakyRelu;
+pub use matmul::Matmul;
 pub use relu::Relu;
+pub use sigmoid::Sigmoid;
+pub use tanh::Tanh;
 
 use tapir_core::Registry;
 
@@ -34,7 +46,13 @@ pub fn register_builtins(registry: &mut Registry) -> tapir_core::Result<()> {
     registry.register::<GlobalAvgPool>()?;
     registry.register::<GlobalMaxPool>()?;
     registry.register::<MaxPool2d>()?;
+    registry.register::<Dense>()?;
+    registry.register::<Gelu>()?;
+    registry.register::<LeakyRelu>()?;
+    registry.register::<Matmul>()?;
     registry.register::<Relu>()?;
+    registry.register::<Sigmoid>()?;
+    registry.register::<Tanh>()?;
     Ok(())
 }
 
