@@ -8,15 +8,21 @@
 
 pub mod shape;
 
+pub mod log_softmax;
 pub mod relu;
+pub mod softmax;
 
+pub use log_softmax::LogSoftmax;
 pub use relu::Relu;
+pub use softmax::Softmax;
 
 use tapir_core::Registry;
 
 /// Registers every built-in op in `registry`.
 pub fn register_builtins(registry: &mut Registry) -> tapir_core::Result<()> {
+    registry.register::<LogSoftmax>()?;
     registry.register::<Relu>()?;
+    registry.register::<Softmax>()?;
     Ok(())
 }
 
