@@ -11,10 +11,12 @@ pub mod shape;
 pub mod log_softmax;
 pub mod relu;
 pub mod softmax;
+pub mod softmax_cross_entropy;
 
 pub use log_softmax::LogSoftmax;
 pub use relu::Relu;
 pub use softmax::Softmax;
+pub use softmax_cross_entropy::SoftmaxCrossEntropy;
 
 use tapir_core::Registry;
 
@@ -23,6 +25,7 @@ pub fn register_builtins(registry: &mut Registry) -> tapir_core::Result<()> {
     registry.register::<LogSoftmax>()?;
     registry.register::<Relu>()?;
     registry.register::<Softmax>()?;
+    registry.register::<SoftmaxCrossEntropy>()?;
     Ok(())
 }
 
