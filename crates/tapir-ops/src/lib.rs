@@ -9,11 +9,13 @@
 pub mod shape;
 
 pub mod log_softmax;
+pub mod mse;
 pub mod relu;
 pub mod softmax;
 pub mod softmax_cross_entropy;
 
 pub use log_softmax::LogSoftmax;
+pub use mse::Mse;
 pub use relu::Relu;
 pub use softmax::Softmax;
 pub use softmax_cross_entropy::SoftmaxCrossEntropy;
@@ -23,6 +25,7 @@ use tapir_core::Registry;
 /// Registers every built-in op in `registry`.
 pub fn register_builtins(registry: &mut Registry) -> tapir_core::Result<()> {
     registry.register::<LogSoftmax>()?;
+    registry.register::<Mse>()?;
     registry.register::<Relu>()?;
     registry.register::<Softmax>()?;
     registry.register::<SoftmaxCrossEntropy>()?;
