@@ -36,6 +36,15 @@ pub use matmul::Matmul;
 pub use relu::Relu;
 pub use sigmoid::Sigmoid;
 pub use tanh::Tanh;
+pub mod log_softmax;
+pub mod mse;
+pub mod softmax;
+pub mod softmax_cross_entropy;
+
+pub use log_softmax::LogSoftmax;
+pub use mse::Mse;
+pub use softmax::Softmax;
+pub use softmax_cross_entropy::SoftmaxCrossEntropy;
 
 use tapir_core::Registry;
 
@@ -53,6 +62,10 @@ pub fn register_builtins(registry: &mut Registry) -> tapir_core::Result<()> {
     registry.register::<Relu>()?;
     registry.register::<Sigmoid>()?;
     registry.register::<Tanh>()?;
+    registry.register::<LogSoftmax>()?;
+    registry.register::<Mse>()?;
+    registry.register::<Softmax>()?;
+    registry.register::<SoftmaxCrossEntropy>()?;
     Ok(())
 }
 

@@ -45,6 +45,28 @@ pub fn element_count(op: &'static str, shape: &[usize]) -> Result<usize> {
         })
 }
 
+/// The axis `axis` names in an input of `shape`: negative values count from the end, as
+/// PyTorch's `dim` does, and a scalar counts as one axis (so `0` and `-1` both name it).
+pub fn resolve_axis(op: &'static str, axis: isize, shape: &[usize]) -> Result<usize> {
+    let rank = shape.len().max(1);
+    let resolved = if axis < 0 {
+        rank.checked_sub(axis.unsigned_abs())
+    } else {
+        Some(axis.unsigned_abs())
+    };
+    match resolved {
+        Some(index) if index < rank => Ok(index),
+        _ => Err(Error::hyperparameter(
+            op,
+            format!(
+                "axis {axis} is out of range for an input of rank {} (shape {shape:?}); valid axes are -{rank} to {}",
+                shape.len(),
+                rank - 1
+            ),
+        )),
+    }
+}
+
 /// A spatial size given once for both axes (`3`) or per axis (`(3, 5)`: height, width).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(untagged, expecting = "a number, or (height, width)")]
@@ -287,6 +309,21 @@ mod tests {
             .unwrap();
         assert_eq!((full.top, full.left), (8, 4));
         assert!(same.resolve("t", (3, 3), (1, 1), (2, 2)).is_err());
+    }
+
+    #[test]
+    fn axes_count_from_the_end_when_negative() {
+        assert_eq!(resolve_axis("t", -1, &[2, 3, 4]).unwrap(), 2);
+        assert_eq!(resolve_axis("t", -3, &[2, 3, 4]).unwrap(), 0);
+        assert_eq!(resolve_axis("t", 1, &[2, 3, 4]).unwrap(), 1);
+        assert_eq!(resolve_axis("t", -1, &[]).unwrap(), 0);
+        let err = resolve_axis("t", 3, &[2, 3, 4]).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "t: invalid hyperparameter: axis 3 is out of range for an input of rank 3 (shape [2, 3, 4]); valid axes are -3 to 2"
+        );
+        let err = resolve_axis("t", isize::MIN, &[5]).unwrap_err().to_string();
+        assert!(err.contains("valid axes are -1 to 0"), "{err}");
     }
 
     #[test]
