@@ -9,15 +9,21 @@
 pub mod broadcast;
 pub mod shape;
 
+pub mod flatten;
 pub mod relu;
+pub mod reshape;
 
+pub use flatten::Flatten;
 pub use relu::Relu;
+pub use reshape::Reshape;
 
 use tapir_core::Registry;
 
 /// Registers every built-in op in `registry`.
 pub fn register_builtins(registry: &mut Registry) -> tapir_core::Result<()> {
+    registry.register::<Flatten>()?;
     registry.register::<Relu>()?;
+    registry.register::<Reshape>()?;
     Ok(())
 }
 
