@@ -9,11 +9,15 @@
 pub mod broadcast;
 pub mod shape;
 
+pub mod add;
 pub mod flatten;
+pub mod mul;
 pub mod relu;
 pub mod reshape;
 
+pub use add::Add;
 pub use flatten::Flatten;
+pub use mul::Mul;
 pub use relu::Relu;
 pub use reshape::Reshape;
 
@@ -21,7 +25,9 @@ use tapir_core::Registry;
 
 /// Registers every built-in op in `registry`.
 pub fn register_builtins(registry: &mut Registry) -> tapir_core::Result<()> {
+    registry.register::<Add>()?;
     registry.register::<Flatten>()?;
+    registry.register::<Mul>()?;
     registry.register::<Relu>()?;
     registry.register::<Reshape>()?;
     Ok(())
