@@ -10,12 +10,14 @@ pub mod broadcast;
 pub mod shape;
 
 pub mod add;
+pub mod concat;
 pub mod flatten;
 pub mod mul;
 pub mod relu;
 pub mod reshape;
 
 pub use add::Add;
+pub use concat::Concat;
 pub use flatten::Flatten;
 pub use mul::Mul;
 pub use relu::Relu;
@@ -26,6 +28,7 @@ use tapir_core::Registry;
 /// Registers every built-in op in `registry`.
 pub fn register_builtins(registry: &mut Registry) -> tapir_core::Result<()> {
     registry.register::<Add>()?;
+    registry.register::<Concat>()?;
     registry.register::<Flatten>()?;
     registry.register::<Mul>()?;
     registry.register::<Relu>()?;
