@@ -12,16 +12,20 @@ pub mod shape;
 pub mod add;
 pub mod concat;
 pub mod flatten;
+pub mod mean;
 pub mod mul;
 pub mod relu;
 pub mod reshape;
+pub mod sum;
 
 pub use add::Add;
 pub use concat::Concat;
 pub use flatten::Flatten;
+pub use mean::Mean;
 pub use mul::Mul;
 pub use relu::Relu;
 pub use reshape::Reshape;
+pub use sum::Sum;
 
 use tapir_core::Registry;
 
@@ -30,9 +34,11 @@ pub fn register_builtins(registry: &mut Registry) -> tapir_core::Result<()> {
     registry.register::<Add>()?;
     registry.register::<Concat>()?;
     registry.register::<Flatten>()?;
+    registry.register::<Mean>()?;
     registry.register::<Mul>()?;
     registry.register::<Relu>()?;
     registry.register::<Reshape>()?;
+    registry.register::<Sum>()?;
     Ok(())
 }
 
