@@ -363,7 +363,7 @@ mod tests {
                 .build_f32("(kernel: 2, count_include_pad: 1)")
                 .unwrap_err()
                 .to_string(),
-            "avg_pool2d: hyperparameters at line 1, column 31: Expected boolean"
+            "avg_pool2d: hyperparameters at line 1, column 32: Expected boolean"
         );
     }
 }

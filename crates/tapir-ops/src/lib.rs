@@ -6,59 +6,79 @@
 
 #![forbid(unsafe_code)]
 
+pub mod broadcast;
+mod pooling;
 pub mod shape;
 
+// Layers with parameters
 pub mod conv2d;
 pub mod dense;
-pub mod gelu;
-pub mod leaky_relu;
-pub mod matmul;
-pub mod relu;
-pub mod sigmoid;
-pub mod tanh;
 
-pub use conv2d::Conv2d;
-mod pooling;
-
+// Pooling
 pub mod avg_pool2d;
 pub mod global_avg_pool;
 pub mod global_max_pool;
 pub mod max_pool2d;
 
-pub use avg_pool2d::AvgPool2d;
-pub use global_avg_pool::GlobalAvgPool;
-pub use global_max_pool::GlobalMaxPool;
-pub use max_pool2d::MaxPool2d;
-pub use dense::Dense;
-pub use gelu::Gelu;
-pub use leaky_relu::LeakyRelu;
-pub use matmul::Matmul;
-pub use relu::Relu;
-pub use sigmoid::Sigmoid;
-pub use tanh::Tanh;
+// Activations
+pub mod gelu;
+pub mod leaky_relu;
+pub mod relu;
+pub mod sigmoid;
+pub mod tanh;
+
+// Softmax and losses
 pub mod log_softmax;
 pub mod mse;
 pub mod softmax;
 pub mod softmax_cross_entropy;
 
+// Plumbing
+pub mod add;
+pub mod concat;
+pub mod flatten;
+pub mod matmul;
+pub mod mean;
+pub mod mul;
+pub mod reshape;
+pub mod sum;
+
+pub use add::Add;
+pub use avg_pool2d::AvgPool2d;
+pub use concat::Concat;
+pub use conv2d::Conv2d;
+pub use dense::Dense;
+pub use flatten::Flatten;
+pub use gelu::Gelu;
+pub use global_avg_pool::GlobalAvgPool;
+pub use global_max_pool::GlobalMaxPool;
+pub use leaky_relu::LeakyRelu;
 pub use log_softmax::LogSoftmax;
+pub use matmul::Matmul;
+pub use max_pool2d::MaxPool2d;
+pub use mean::Mean;
 pub use mse::Mse;
+pub use mul::Mul;
+pub use relu::Relu;
+pub use reshape::Reshape;
+pub use sigmoid::Sigmoid;
 pub use softmax::Softmax;
 pub use softmax_cross_entropy::SoftmaxCrossEntropy;
+pub use sum::Sum;
+pub use tanh::Tanh;
 
 use tapir_core::Registry;
 
 /// Registers every built-in op in `registry`.
 pub fn register_builtins(registry: &mut Registry) -> tapir_core::Result<()> {
     registry.register::<Conv2d>()?;
+    registry.register::<Dense>()?;
     registry.register::<AvgPool2d>()?;
     registry.register::<GlobalAvgPool>()?;
     registry.register::<GlobalMaxPool>()?;
     registry.register::<MaxPool2d>()?;
-    registry.register::<Dense>()?;
     registry.register::<Gelu>()?;
     registry.register::<LeakyRelu>()?;
-    registry.register::<Matmul>()?;
     registry.register::<Relu>()?;
     registry.register::<Sigmoid>()?;
     registry.register::<Tanh>()?;
@@ -66,6 +86,14 @@ pub fn register_builtins(registry: &mut Registry) -> tapir_core::Result<()> {
     registry.register::<Mse>()?;
     registry.register::<Softmax>()?;
     registry.register::<SoftmaxCrossEntropy>()?;
+    registry.register::<Add>()?;
+    registry.register::<Concat>()?;
+    registry.register::<Flatten>()?;
+    registry.register::<Matmul>()?;
+    registry.register::<Mean>()?;
+    registry.register::<Mul>()?;
+    registry.register::<Reshape>()?;
+    registry.register::<Sum>()?;
     Ok(())
 }
 

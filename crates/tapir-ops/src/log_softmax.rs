@@ -7,7 +7,7 @@
 //!   before its logarithm is taken (`ln(softmax(x))` would give `-inf` there).
 //! - Gradient: `dL/dx_i = dL/dy_i - p_i sum_j dL/dy_j`, with `p_i = exp(y_i)` the softmax.
 //! - Shape: `y` has the shape of `x`. `axis` counts from the end when negative, as PyTorch's
-//!   `dim` does; a scalar counts as one axis of length 1 (its log-softmax is 0).
+//!   `dim` does. A scalar has no axis to normalise along: an error.
 
 use ndarray::{ArrayD, ArrayViewD, Axis, Zip};
 use serde::Deserialize;
@@ -61,18 +61,10 @@ impl<F: Float> Op<F> for LogSoftmax {
             x.shape(),
         )?);
         let mut y = x.to_owned();
-        let scalar = y.ndim() == 0;
-        if scalar {
-            y.insert_axis_inplace(Axis(0));
-        }
         for mut lane in y.lanes_mut(axis) {
             let m = lane.fold(F::neg_infinity(), |m, &x| m.max(x));
             let ln_s = lane.fold(F::zero(), |s, &x| s + (x - m).exp()).ln();
             lane.mapv_inplace(|x| x - m - ln_s);
-        }
-        if scalar {
-            // Safe: axis 0 was inserted above with length 1, so index 0 exists.
-            y.index_axis_inplace(Axis(0), 0);
         }
         Ok(y)
     }
@@ -87,12 +79,7 @@ impl<F: Float> Op<F> for LogSoftmax {
             cx.output.shape(),
         )?);
         let mut dx = cx.output_grad.to_owned();
-        let mut y = cx.output.view();
-        let scalar = y.ndim() == 0;
-        if scalar {
-            dx.insert_axis_inplace(Axis(0));
-            y.insert_axis_inplace(Axis(0));
-        }
+        let y = cx.output.view();
         Zip::from(dx.lanes_mut(axis))
             .and(y.lanes(axis))
             .for_each(|mut dx, y| {
@@ -102,10 +89,6 @@ impl<F: Float> Op<F> for LogSoftmax {
                     .and(&y)
                     .for_each(|dx, &y| *dx -= y.exp() * total);
             });
-        if scalar {
-            // Safe: axis 0 was inserted above with length 1, so index 0 exists.
-            dx.index_axis_inplace(Axis(0), 0);
-        }
         Ok(vec![Some(dx)])
     }
 
@@ -202,7 +185,7 @@ mod tests {
         let err = Op::<f64>::output_shape(&LogSoftmax { axis: 3 }, &[&[2, 3, 4]]).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "log_softmax: invalid hyperparameter: axis 3 is out of range for an input of rank 3 (shape [2, 3, 4]); valid axes are -3 to 2"
+            "log_softmax: invalid hyperparameter: axis 3 is out of range for an input of rank 3 (shape [2, 3, 4]); use an axis from -3 to 2"
         );
         assert!(matches!(err, Error::Hyperparameter { .. }));
     }
@@ -216,7 +199,7 @@ mod tests {
         let err = entry.build_f32("(axis: \"last\")").unwrap_err().to_string();
         assert_eq!(
             err,
-            "log_softmax: hyperparameters at line 1, column 7: Expected integer"
+            "log_softmax: hyperparameters at line 1, column 8: Expected integer"
         );
     }
 }

@@ -45,26 +45,97 @@ pub fn element_count(op: &'static str, shape: &[usize]) -> Result<usize> {
         })
 }
 
-/// The axis `axis` names in an input of `shape`: negative values count from the end, as
-/// PyTorch's `dim` does, and a scalar counts as one axis (so `0` and `-1` both name it).
+/// Resolves `axis` against `shape`'s rank, counting from the end when negative (`-1` is the
+/// last axis), as PyTorch's `dim` does.
 pub fn resolve_axis(op: &'static str, axis: isize, shape: &[usize]) -> Result<usize> {
-    let rank = shape.len().max(1);
+    let rank = shape.len();
     let resolved = if axis < 0 {
         rank.checked_sub(axis.unsigned_abs())
     } else {
-        Some(axis.unsigned_abs())
+        usize::try_from(axis).ok()
     };
     match resolved {
-        Some(index) if index < rank => Ok(index),
+        Some(resolved) if resolved < rank => Ok(resolved),
+        _ if rank == 0 => Err(Error::hyperparameter(
+            op,
+            format!(
+                "axis {axis} is out of range: the input has rank 0 (shape {shape:?}) and no axes"
+            ),
+        )),
         _ => Err(Error::hyperparameter(
             op,
             format!(
-                "axis {axis} is out of range for an input of rank {} (shape {shape:?}); valid axes are -{rank} to {}",
-                shape.len(),
+                "axis {axis} is out of range for an input of rank {rank} (shape {shape:?}); use an axis from -{rank} to {}",
                 rank - 1
             ),
         )),
     }
+}
+
+/// Which axes of `shape` a reduction over `axes` removes (`None`: all of them), one flag per
+/// axis; an axis given twice, or an empty list, is an error.
+pub fn reduced_axes(
+    op: &'static str,
+    axes: Option<&[isize]>,
+    shape: &[usize],
+) -> Result<Vec<bool>> {
+    let Some(axes) = axes else {
+        return Ok(vec![true; shape.len()]);
+    };
+    if axes.is_empty() {
+        // PyTorch reads `dim=[]` as "all axes" and NumPy's `axis=()` as "none": refuse both readings.
+        return Err(Error::hyperparameter(
+            op,
+            "axes is empty; leave it out to reduce over all axes",
+        ));
+    }
+    let mut reduced = vec![false; shape.len()];
+    for &axis in axes {
+        let resolved = resolve_axis(op, axis, shape)?;
+        // `resolve_axis` returned an index below the rank, the length of `reduced`.
+        if std::mem::replace(&mut reduced[resolved], true) {
+            return Err(Error::hyperparameter(
+                op,
+                format!(
+                    "axis {axis} (axis {resolved} of shape {shape:?}) is repeated in axes {axes:?}"
+                ),
+            ));
+        }
+    }
+    Ok(reduced)
+}
+
+/// The shape two inputs broadcast to, NumPy/PyTorch style: trailing axes aligned, a missing
+/// axis or an axis of size 1 stretched to the other input's size.
+pub fn broadcast_shapes(op: &'static str, a: &[usize], b: &[usize]) -> Result<Vec<usize>> {
+    let rank = a.len().max(b.len());
+    let mut out = vec![0; rank];
+    // `from_end` = 1 is the last axis of both inputs.
+    for (from_end, size) in (1..).zip(out.iter_mut().rev()) {
+        let size_of = |shape: &[usize]| {
+            shape
+                .len()
+                .checked_sub(from_end)
+                .and_then(|axis| shape.get(axis))
+                .copied()
+                .unwrap_or(1)
+        };
+        let (size_a, size_b) = (size_of(a), size_of(b));
+        *size = match (size_a, size_b) {
+            _ if size_a == size_b => size_a,
+            (1, _) => size_b,
+            (_, 1) => size_a,
+            _ => {
+                return Err(Error::shape(
+                    op,
+                    format!(
+                        "shapes {a:?} and {b:?} do not broadcast: axis -{from_end} (counting from the end) has sizes {size_a} and {size_b}; sizes must be equal or 1"
+                    ),
+                ));
+            }
+        };
+    }
+    Ok(out)
 }
 
 /// A spatial size given once for both axes (`3`) or per axis (`(3, 5)`: height, width).
@@ -309,21 +380,6 @@ mod tests {
             .unwrap();
         assert_eq!((full.top, full.left), (8, 4));
         assert!(same.resolve("t", (3, 3), (1, 1), (2, 2)).is_err());
-    }
-
-    #[test]
-    fn axes_count_from_the_end_when_negative() {
-        assert_eq!(resolve_axis("t", -1, &[2, 3, 4]).unwrap(), 2);
-        assert_eq!(resolve_axis("t", -3, &[2, 3, 4]).unwrap(), 0);
-        assert_eq!(resolve_axis("t", 1, &[2, 3, 4]).unwrap(), 1);
-        assert_eq!(resolve_axis("t", -1, &[]).unwrap(), 0);
-        let err = resolve_axis("t", 3, &[2, 3, 4]).unwrap_err().to_string();
-        assert_eq!(
-            err,
-            "t: invalid hyperparameter: axis 3 is out of range for an input of rank 3 (shape [2, 3, 4]); valid axes are -3 to 2"
-        );
-        let err = resolve_axis("t", isize::MIN, &[5]).unwrap_err().to_string();
-        assert!(err.contains("valid axes are -1 to 0"), "{err}");
     }
 
     #[test]

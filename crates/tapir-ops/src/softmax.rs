@@ -7,7 +7,7 @@
 //!   finite results instead of `inf / inf`.
 //! - Gradient: `dL/dx_i = y_i (dL/dy_i - sum_j dL/dy_j y_j)`.
 //! - Shape: `y` has the shape of `x`. `axis` counts from the end when negative, as PyTorch's
-//!   `dim` does; a scalar counts as one axis of length 1 (its softmax is 1).
+//!   `dim` does. A scalar has no axis to normalise along: an error.
 
 use ndarray::{ArrayD, ArrayViewD, Axis, Zip};
 use serde::Deserialize;
@@ -61,19 +61,11 @@ impl<F: Float> Op<F> for Softmax {
             x.shape(),
         )?);
         let mut y = x.to_owned();
-        let scalar = y.ndim() == 0;
-        if scalar {
-            y.insert_axis_inplace(Axis(0));
-        }
         for mut lane in y.lanes_mut(axis) {
             let m = lane.fold(F::neg_infinity(), |m, &x| m.max(x));
             lane.mapv_inplace(|x| (x - m).exp());
             let s = lane.sum();
             lane.mapv_inplace(|e| e / s);
-        }
-        if scalar {
-            // Safe: axis 0 was inserted above with length 1, so index 0 exists.
-            y.index_axis_inplace(Axis(0), 0);
         }
         Ok(y)
     }
@@ -88,12 +80,7 @@ impl<F: Float> Op<F> for Softmax {
             cx.output.shape(),
         )?);
         let mut dx = cx.output_grad.to_owned();
-        let mut y = cx.output.view();
-        let scalar = y.ndim() == 0;
-        if scalar {
-            dx.insert_axis_inplace(Axis(0));
-            y.insert_axis_inplace(Axis(0));
-        }
+        let y = cx.output.view();
         Zip::from(dx.lanes_mut(axis))
             .and(y.lanes(axis))
             .for_each(|mut dx, y| {
@@ -105,10 +92,6 @@ impl<F: Float> Op<F> for Softmax {
                     .and(&y)
                     .for_each(|dx, &y| *dx = y * (*dx - dot));
             });
-        if scalar {
-            // Safe: axis 0 was inserted above with length 1, so index 0 exists.
-            dx.index_axis_inplace(Axis(0), 0);
-        }
         Ok(vec![Some(dx)])
     }
 
@@ -216,19 +199,11 @@ mod tests {
     }
 
     #[test]
-    fn a_scalar_is_one_axis() {
-        // As torch.softmax(tensor(3.), -1): one element normalised alone is 1.
-        let x = ndarray::arr0(3.0f64).into_dyn();
-        let y = Op::<f64>::forward(&Softmax::default(), &[x.view()]).unwrap();
-        assert_eq!(y, ndarray::arr0(1.0).into_dyn());
-    }
-
-    #[test]
     fn axis_out_of_range_is_an_error() {
         let err = Op::<f32>::output_shape(&Softmax { axis: 2 }, &[&[3, 4]]).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "softmax: invalid hyperparameter: axis 2 is out of range for an input of rank 2 (shape [3, 4]); valid axes are -2 to 1"
+            "softmax: invalid hyperparameter: axis 2 is out of range for an input of rank 2 (shape [3, 4]); use an axis from -2 to 1"
         );
         assert!(matches!(err, Error::Hyperparameter { .. }));
         let err = Op::<f32>::output_shape(&Softmax { axis: -3 }, &[&[3, 4]]).unwrap_err();
