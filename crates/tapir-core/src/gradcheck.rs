@@ -50,6 +50,9 @@ pub struct Config {
     pub seed: u64,
     /// The largest relative error that passes.
     pub tolerance: f64,
+    /// Check at most this many elements of each tensor, chosen at random from `seed`
+    /// (`None`: every element). Whole networks need it: each element costs two forward passes.
+    pub max_elements_per_tensor: Option<usize>,
 }
 
 impl Default for Config {
@@ -58,6 +61,7 @@ impl Default for Config {
             eps: DEFAULT_EPS,
             seed: 0,
             tolerance: TOLERANCE,
+            max_elements_per_tensor: None,
         }
     }
 }
@@ -106,8 +110,10 @@ pub struct TensorReport {
     pub shape: Vec<usize>,
     /// The analytic gradient.
     pub analytic: ArrayD<f64>,
-    /// The finite-difference gradient.
+    /// The finite-difference gradient (NaN where not checked).
     pub numeric: ArrayD<f64>,
+    /// How many elements were checked (all, unless the config limits it).
+    pub checked: usize,
     /// The largest `|a - n|`.
     pub max_abs_error: f64,
     /// The largest relative error (see the module doc).
@@ -166,8 +172,10 @@ where
             .get(&vars[index])
             .cloned()
             .unwrap_or_else(|| ArrayD::zeros(input.value.shape()));
-        let mut numeric = ArrayD::zeros(input.value.shape());
-        for k in 0..input.value.len() {
+        // Unchecked elements stay NaN in `numeric`; `compare` looks only at `checked`.
+        let mut numeric = ArrayD::from_elem(input.value.shape(), f64::NAN);
+        let checked = chosen_elements(input.value.len(), config.max_elements_per_tensor, &mut rng);
+        for &k in &checked {
             let original = nth(&values[index], k);
             *nth_mut(&mut values[index], k) = original + config.eps;
             let plus = output_at(&values)?;
@@ -184,7 +192,13 @@ where
                 .sum();
             *nth_mut(&mut numeric, k) = difference / (2.0 * config.eps);
         }
-        tensors.push(compare(&input.name, analytic, numeric, config.tolerance));
+        tensors.push(compare(
+            &input.name,
+            analytic,
+            numeric,
+            &checked,
+            config.tolerance,
+        ));
     }
     Ok(Report {
         output_shape: output.shape().to_vec(),
@@ -211,16 +225,31 @@ fn unravel(shape: &[usize], mut k: usize) -> Vec<usize> {
     index
 }
 
+/// Which of `len` elements to check: all, or `limit` of them drawn without replacement, sorted.
+fn chosen_elements(len: usize, limit: Option<usize>, rng: &mut impl Rng) -> Vec<usize> {
+    match limit {
+        Some(limit) if limit < len => {
+            let mut chosen = rand::seq::index::sample(rng, len, limit).into_vec();
+            chosen.sort_unstable();
+            chosen
+        }
+        _ => (0..len).collect(),
+    }
+}
+
 fn compare(
     name: &str,
     analytic: ArrayD<f64>,
     numeric: ArrayD<f64>,
+    checked: &[usize],
     tolerance: f64,
 ) -> TensorReport {
     let mut max_abs_error: f64 = 0.0;
     let mut max_rel_error: f64 = 0.0;
-    let mut worst = 0;
-    for (k, (a, n)) in analytic.iter().zip(numeric.iter()).enumerate() {
+    let mut worst = checked.first().copied().unwrap_or(0);
+    for &k in checked {
+        let index = unravel(analytic.shape(), k);
+        let (a, n) = (analytic[IxDyn(&index)], numeric[IxDyn(&index)]);
         let abs = (a - n).abs();
         // NaN compares false everywhere: make it the worst error there is.
         let rel = if abs.is_nan() {
@@ -236,6 +265,7 @@ fn compare(
     }
     TensorReport {
         name: name.to_string(),
+        checked: checked.len(),
         shape: analytic.shape().to_vec(),
         worst_index: unravel(analytic.shape(), worst),
         max_abs_error,
@@ -437,6 +467,9 @@ pub struct TensorSnapshot {
     pub max_rel_error: &'static str,
     /// Whether it passed the tolerance.
     pub passed: bool,
+    /// How many elements were checked, where not all were.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checked: Option<usize>,
     /// The analytic gradient, rounded to 6 significant digits.
     pub gradient: Values,
 }
@@ -461,6 +494,7 @@ impl TensorSnapshot {
             max_abs_error: error_bucket(report.max_abs_error),
             max_rel_error: error_bucket(report.max_rel_error),
             passed: report.passed,
+            checked: (report.checked < report.analytic.len()).then_some(report.checked),
             gradient: Values::of(&report.analytic),
         }
     }

@@ -1,0 +1,385 @@
+//! Running a [`Graph`]: parameters, the forward pass over waves of independent nodes, and
+//! the loss's backward.
+
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use ndarray::ArrayD;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, Normal, Uniform};
+use rayon::prelude::*;
+use tapir_core::{Error, Float, Op, ParamRole, Result, Tape, Var};
+
+use crate::graph::{Graph, ValueId};
+use crate::schema::Init;
+
+/// A graph's ops built in one precision, ready to run.
+#[derive(Debug, Clone)]
+pub struct Network<F: Float> {
+    graph: Arc<Graph>,
+    ops: Vec<Arc<dyn Op<F>>>,
+}
+
+/// A network's parameters by name (`conv.weight`), in node order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Params<F: Float> {
+    /// Name and value of each parameter.
+    pub tensors: Vec<(String, ArrayD<F>)>,
+}
+
+impl<F: Float> Params<F> {
+    /// The parameter named `name`.
+    pub fn get(&self, name: &str) -> Option<&ArrayD<F>> {
+        self.tensors.iter().find(|(n, _)| n == name).map(|(_, t)| t)
+    }
+
+    /// The parameter named `name`, to change it.
+    pub fn get_mut(&mut self, name: &str) -> Option<&mut ArrayD<F>> {
+        self.tensors
+            .iter_mut()
+            .find(|(n, _)| n == name)
+            .map(|(_, t)| t)
+    }
+
+    /// The same parameters in another precision.
+    pub fn cast<G: Float>(&self) -> Params<G> {
+        Params {
+            tensors: self
+                .tensors
+                .iter()
+                .map(|(n, t)| (n.clone(), t.mapv(|x| G::from_f64(x.to_f64()))))
+                .collect(),
+        }
+    }
+}
+
+/// What [`Network::loss_and_grads`] returns.
+#[derive(Debug, Clone)]
+pub struct LossGrads<F: Float> {
+    /// The loss.
+    pub loss: F,
+    /// Every value of the forward pass.
+    pub forward: Forward<F>,
+    /// The gradient of the loss for every parameter.
+    pub params: Params<F>,
+    /// The gradient of the loss for each input (`None` unless asked for, and for labels).
+    pub inputs: Vec<Option<ArrayD<F>>>,
+}
+
+/// When one node ran, for traces and profiles.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeTiming {
+    /// The node's index in the graph.
+    pub node: usize,
+    /// Seconds since the forward pass began.
+    pub start: f64,
+    /// Seconds since the forward pass began.
+    pub end: f64,
+}
+
+/// What a forward pass produced: every value, so callers can read outputs and the loss.
+#[derive(Debug, Clone)]
+pub struct Forward<F: Float> {
+    /// The parameters as tape variables, in [`Graph::params`] order.
+    pub params: Vec<Var<F>>,
+    /// The inputs as tape variables, in [`Graph::inputs`] order.
+    pub inputs: Vec<Var<F>>,
+    /// Each node's output, in node order; `None` for a loss whose labels were not given.
+    pub nodes: Vec<Option<Var<F>>>,
+}
+
+impl<F: Float> Forward<F> {
+    /// The value of `id`, if it was computed.
+    pub fn value(&self, id: ValueId) -> Option<&Var<F>> {
+        match id {
+            ValueId::Input(i) => self.inputs.get(i),
+            ValueId::Node(n) => self.nodes.get(n)?.as_ref(),
+        }
+    }
+}
+
+impl<F: Float> Network<F> {
+    /// Builds every node's op in precision `F`.
+    pub fn new(graph: Arc<Graph>) -> Result<Self> {
+        let ops = graph
+            .nodes
+            .iter()
+            .map(|node| {
+                node.entry
+                    .build::<F>(&node.hyperparameters)
+                    .map_err(|e| e.at_node(&node.name))
+            })
+            .collect::<Result<_>>()?;
+        Ok(Network { graph, ops })
+    }
+
+    /// The graph this network runs.
+    pub fn graph(&self) -> &Arc<Graph> {
+        &self.graph
+    }
+
+    /// Fresh parameters, initialised as the graph's `init` says, from `seed`.
+    ///
+    /// Values are drawn in `f64` and rounded, so `f32` and `f64` networks start from the same point.
+    pub fn init_params(&self, seed: u64) -> Params<F> {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let tensors = self
+            .graph
+            .params()
+            .map(|param| {
+                let (rule, fan_in, fan_out) = match param.spec.role {
+                    ParamRole::Weight { fan_in, fan_out } => {
+                        (self.graph.init.weights, fan_in, fan_out)
+                    }
+                    ParamRole::Bias { fan_in } => (self.graph.init.biases, fan_in, 1),
+                };
+                let (fan_in, fan_out) = (fan_in.max(1) as f64, fan_out.max(1) as f64);
+                let shape = param.spec.shape.as_slice();
+                let value = match rule {
+                    Init::Zeros => ArrayD::zeros(shape),
+                    Init::Constant(c) => ArrayD::from_elem(shape, F::from_f64(c)),
+                    Init::He => {
+                        // Safe: the standard deviation sqrt(2 / fan_in) is finite and positive.
+                        let normal =
+                            Normal::new(0.0, (2.0 / fan_in).sqrt()).expect("BUG: He std is finite");
+                        ArrayD::from_shape_simple_fn(shape, || F::from_f64(normal.sample(&mut rng)))
+                    }
+                    Init::Glorot => {
+                        let bound = (6.0 / (fan_in + fan_out)).sqrt();
+                        // Safe: -bound < bound, both finite.
+                        let uniform =
+                            Uniform::new(-bound, bound).expect("BUG: Glorot bound is finite");
+                        ArrayD::from_shape_simple_fn(shape, || {
+                            F::from_f64(uniform.sample(&mut rng))
+                        })
+                    }
+                };
+                (param.name.clone(), value)
+            })
+            .collect();
+        Params { tensors }
+    }
+
+    /// Runs the network on `inputs` (one array per graph input, batch axis first, in
+    /// [`Graph::inputs`] order; `labels` may be left out when the loss is not needed).
+    ///
+    /// Nodes run wave by wave; the nodes of a wave run side by side on the rayon pool and are
+    /// recorded on the tape in node order, so the result does not depend on the thread count.
+    /// With `trace`, each node's start and end times are pushed there.
+    pub fn forward(
+        &self,
+        tape: &mut Tape<F>,
+        params: &Params<F>,
+        inputs: Vec<ArrayD<F>>,
+        grad_inputs: bool,
+        trace: Option<&Mutex<Vec<NodeTiming>>>,
+    ) -> Result<Forward<F>> {
+        let param_vars = self.param_vars(tape, params)?;
+        let input_vars = self.input_vars(tape, inputs, grad_inputs)?;
+        self.forward_vars(tape, param_vars, input_vars, trace)
+    }
+
+    /// [`Network::forward`] on values already on `tape`: parameters in [`Graph::params`]
+    /// order, inputs in [`Graph::inputs`] order (the loss's implicit ones may be left out).
+    pub fn forward_vars(
+        &self,
+        tape: &mut Tape<F>,
+        param_vars: Vec<Var<F>>,
+        input_vars: Vec<Var<F>>,
+        trace: Option<&Mutex<Vec<NodeTiming>>>,
+    ) -> Result<Forward<F>> {
+        let graph = &self.graph;
+        let expected = graph.params().count();
+        if param_vars.len() != expected || input_vars.len() > graph.inputs.len() {
+            return Err(Error::Tape(format!(
+                "the network takes {expected} parameters and at most {} inputs, got {} and {}",
+                graph.inputs.len(),
+                param_vars.len(),
+                input_vars.len()
+            )));
+        }
+        let mut nodes: Vec<Option<Var<F>>> = vec![None; graph.nodes.len()];
+        let mut first_param = vec![0; graph.nodes.len()];
+        let mut offset = 0;
+        for (n, node) in graph.nodes.iter().enumerate() {
+            first_param[n] = offset;
+            offset += node.params.len();
+        }
+        let start = Instant::now();
+        for wave in &graph.waves {
+            let wave: Vec<usize> = wave
+                .iter()
+                .copied()
+                .filter(|&n| self.runnable(n, &input_vars))
+                .collect();
+            let arguments = |n: usize| -> Vec<Var<F>> {
+                let node = &graph.nodes[n];
+                node.inputs
+                    .iter()
+                    .map(|&v| match v {
+                        ValueId::Input(i) => input_vars[i].clone(),
+                        // Safe: waves put every node after the nodes it reads.
+                        ValueId::Node(m) => {
+                            nodes[m].clone().expect("BUG: node ran before its input")
+                        }
+                    })
+                    .chain(
+                        param_vars[first_param[n]..first_param[n] + node.params.len()]
+                            .iter()
+                            .cloned(),
+                    )
+                    .collect()
+            };
+            let jobs: Vec<(usize, Vec<Var<F>>)> = wave.iter().map(|&n| (n, arguments(n))).collect();
+            let run = |(n, args): &(usize, Vec<Var<F>>)| -> Result<ArrayD<F>> {
+                let began = start.elapsed().as_secs_f64();
+                let refs: Vec<&Var<F>> = args.iter().collect();
+                let output = tape
+                    .run(self.ops[*n].as_ref(), &refs)
+                    .map_err(|e| e.at_node(&graph.nodes[*n].name));
+                if let Some(trace) = trace {
+                    let timing = NodeTiming {
+                        node: *n,
+                        start: began,
+                        end: start.elapsed().as_secs_f64(),
+                    };
+                    if let Ok(mut trace) = trace.lock() {
+                        trace.push(timing);
+                    }
+                }
+                output
+            };
+            let outputs: Vec<Result<ArrayD<F>>> = if jobs.len() > 1 {
+                jobs.par_iter().map(run).collect()
+            } else {
+                jobs.iter().map(run).collect()
+            };
+            for ((n, args), output) in jobs.iter().zip(outputs) {
+                let refs: Vec<&Var<F>> = args.iter().collect();
+                nodes[*n] = Some(tape.record(Arc::clone(&self.ops[*n]), &refs, output?)?);
+            }
+        }
+        Ok(Forward {
+            params: param_vars,
+            inputs: input_vars,
+            nodes,
+        })
+    }
+
+    /// Whether node `n` can run: inference may leave out the loss's implicit inputs, and
+    /// then the loss does not run.
+    fn runnable(&self, n: usize, inputs: &[Var<F>]) -> bool {
+        Some(n) != self.graph.loss || inputs.len() == self.graph.inputs.len()
+    }
+
+    fn param_vars(&self, tape: &mut Tape<F>, params: &Params<F>) -> Result<Vec<Var<F>>> {
+        self.graph
+            .params()
+            .map(|param| {
+                let value = params.get(&param.name).ok_or_else(|| {
+                    Error::Tape(format!("parameter \"{}\" is missing", param.name))
+                })?;
+                if value.shape() != param.spec.shape.as_slice() {
+                    return Err(Error::Tape(format!(
+                        "parameter \"{}\" has shape {:?}, the network needs {:?}",
+                        param.name,
+                        value.shape(),
+                        param.spec.shape
+                    )));
+                }
+                Ok(tape.leaf(value.clone(), true))
+            })
+            .collect()
+    }
+
+    fn input_vars(
+        &self,
+        tape: &mut Tape<F>,
+        inputs: Vec<ArrayD<F>>,
+        grad_inputs: bool,
+    ) -> Result<Vec<Var<F>>> {
+        let graph = &self.graph;
+        let declared = graph.inputs.len();
+        let needed = declared
+            - usize::from(graph.loss.is_some() && graph.input(crate::LABELS_INPUT).is_some());
+        if inputs.len() < needed || inputs.len() > declared {
+            let names: Vec<&str> = graph.inputs.iter().map(|i| i.name.as_str()).collect();
+            return Err(Error::Tape(format!(
+                "the network takes the inputs {names:?}, got {} arrays",
+                inputs.len()
+            )));
+        }
+        let batch = inputs
+            .first()
+            .and_then(|a| a.shape().first().copied())
+            .unwrap_or(0);
+        let mut vars: Vec<Var<F>> = Vec::new();
+        for (index, value) in inputs.into_iter().enumerate() {
+            let input = &graph.inputs[index];
+            let expected: Vec<usize> = std::iter::once(batch)
+                .chain(input.shape.iter().copied())
+                .collect();
+            if value.shape() != expected.as_slice() {
+                return Err(Error::Tape(format!(
+                    "input \"{}\" has shape {:?}, the network expects {:?} (batch {batch}, then {:?})",
+                    input.name,
+                    value.shape(),
+                    expected,
+                    input.shape
+                )));
+            }
+            let differentiable = grad_inputs && input.kind != crate::InputKind::Labels;
+            vars.push(tape.leaf(value, differentiable));
+        }
+        Ok(vars)
+    }
+
+    /// Forward and backward for the loss: the loss value and every parameter's gradient
+    /// (and each differentiable input's, with `grad_inputs`).
+    pub fn loss_and_grads(
+        &self,
+        params: &Params<F>,
+        inputs: Vec<ArrayD<F>>,
+        grad_inputs: bool,
+    ) -> Result<LossGrads<F>> {
+        let Some(loss) = self.graph.loss else {
+            return Err(Error::Tape(format!(
+                "{} has no loss to differentiate",
+                self.graph.name
+            )));
+        };
+        let mut tape = Tape::new();
+        let forward = self.forward(&mut tape, params, inputs, grad_inputs, None)?;
+        let Some(loss_var) = forward.nodes[loss].as_ref() else {
+            return Err(Error::Tape("the loss needs its labels".into()));
+        };
+        let value = loss_var
+            .value()
+            .iter()
+            .next()
+            .copied()
+            .unwrap_or_else(F::nan);
+        let mut grads = tape.backward(loss_var)?;
+        let param_grads = Params {
+            tensors: self
+                .graph
+                .params()
+                .zip(&forward.params)
+                .map(|(param, var)| {
+                    let grad = grads
+                        .take(var)
+                        .unwrap_or_else(|| ArrayD::zeros(param.spec.shape.as_slice()));
+                    (param.name.clone(), grad)
+                })
+                .collect(),
+        };
+        let input_grads = forward.inputs.iter().map(|v| grads.take(v)).collect();
+        Ok(LossGrads {
+            loss: value,
+            forward,
+            params: param_grads,
+            inputs: input_grads,
+        })
+    }
+}

@@ -1,0 +1,112 @@
+//! The summary table of a graph (`tapir check`): every node's op, output shape, parameters
+//! and forward FLOPs per sample, with totals, like Keras' `model.summary()`.
+
+use std::fmt::Write;
+
+use crate::graph::Graph;
+use crate::load::camel_case;
+
+impl Graph {
+    /// The summary table as text.
+    pub fn summary(&self) -> String {
+        let mut rows: Vec<[String; 6]> = vec![[
+            "node".into(),
+            "op".into(),
+            "inputs".into(),
+            "output (per sample)".into(),
+            "parameters".into(),
+            "FLOPs".into(),
+        ]];
+        for input in &self.inputs {
+            rows.push([
+                input.name.clone(),
+                format!("input ({:?})", input.kind).to_lowercase(),
+                String::new(),
+                format!("{:?}", input.shape),
+                String::new(),
+                String::new(),
+            ]);
+        }
+        for node in &self.nodes {
+            let count: usize = node
+                .params
+                .iter()
+                .map(|p| p.spec.shape.iter().product::<usize>())
+                .sum();
+            let inputs: Vec<&str> = node.inputs.iter().map(|&v| self.value_name(v)).collect();
+            rows.push([
+                node.name.clone(),
+                camel_case(node.op),
+                inputs.join(", "),
+                format!("{:?}", node.shape),
+                if node.params.is_empty() {
+                    String::new()
+                } else {
+                    group_digits(count as u64)
+                },
+                group_digits(node.flops),
+            ]);
+        }
+        let mut widths = [0usize; 6];
+        for row in &rows {
+            for (width, cell) in widths.iter_mut().zip(row) {
+                *width = (*width).max(cell.chars().count());
+            }
+        }
+        let rule: String = "-".repeat(widths.iter().sum::<usize>() + 2 * (widths.len() - 1));
+        let mut out = String::new();
+        for (index, row) in rows.iter().enumerate() {
+            let mut line = String::new();
+            for (column, (cell, width)) in row.iter().zip(widths).enumerate() {
+                let numeric = column >= 4;
+                let cell = if numeric {
+                    format!("{cell:>width$}")
+                } else {
+                    format!("{cell:<width$}")
+                };
+                line.push_str(&cell);
+                if column + 1 < row.len() {
+                    line.push_str("  ");
+                }
+            }
+            let _ = writeln!(out, "{}", line.trim_end());
+            if index == 0 {
+                let _ = writeln!(out, "{rule}");
+            }
+        }
+        let _ = writeln!(out, "{rule}");
+        let _ = writeln!(
+            out,
+            "{} nodes, {} parameter tensors, {} parameters, {} FLOPs per sample (forward)",
+            self.nodes.len(),
+            self.params().count(),
+            group_digits(self.param_count() as u64),
+            group_digits(self.flops())
+        );
+        out
+    }
+}
+
+/// `1234567` -> `1,234,567`.
+pub fn group_digits(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn digits_are_grouped_in_thousands() {
+        assert_eq!(super::group_digits(0), "0");
+        assert_eq!(super::group_digits(999), "999");
+        assert_eq!(super::group_digits(1000), "1,000");
+        assert_eq!(super::group_digits(1234567), "1,234,567");
+    }
+}
