@@ -1,0 +1,195 @@
+//! Running networks: results independent of the thread count, independent nodes side by
+//! side, and the exact facts of the translation-invariance story.
+
+use std::sync::{Arc, Mutex};
+
+use ndarray::ArrayD;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use tapir_core::Tape;
+use tapir_graph::{Graph, Network, NodeTiming, Params};
+
+fn graph(name: &str) -> Arc<Graph> {
+    let path = format!("{}/../../graphs/{name}", env!("CARGO_MANIFEST_DIR"));
+    Arc::new(
+        Graph::load(&path, &tapir_ops::builtin_registry())
+            .unwrap_or_else(|e| panic!("{}", e.render())),
+    )
+}
+
+fn images(batch: usize, shape: &[usize], seed: u64) -> ArrayD<f32> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let shape: Vec<usize> = std::iter::once(batch)
+        .chain(shape.iter().copied())
+        .collect();
+    ArrayD::from_shape_simple_fn(shape, || rng.random::<f32>())
+}
+
+fn labels(batch: usize) -> ArrayD<f32> {
+    ArrayD::from_shape_fn(vec![batch], |i| (i[0] % 2) as f32)
+}
+
+fn pool(threads: usize) -> rayon::ThreadPool {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap()
+}
+
+/// The loss and every parameter gradient, as bits.
+fn step_bits(network: &Network<f32>, params: &Params<f32>, batch: usize) -> Vec<u32> {
+    let shape = network.graph().inputs[0].shape.clone();
+    let result = network
+        .loss_and_grads(params, vec![images(batch, &shape, 7), labels(batch)], true)
+        .unwrap();
+    let mut bits = vec![result.loss.to_bits()];
+    for (_, grad) in &result.params.tensors {
+        bits.extend(grad.iter().map(|g| g.to_bits()));
+    }
+    for grad in result.inputs.iter().flatten() {
+        bits.extend(grad.iter().map(|g| g.to_bits()));
+    }
+    bits
+}
+
+#[test]
+fn forward_and_backward_are_bit_identical_whatever_the_thread_count() {
+    for name in ["cnn-2.ron", "inception.ron", "fcn.ron"] {
+        let network = Network::<f32>::new(graph(name)).unwrap();
+        let params = network.init_params(3);
+        let one = pool(1).install(|| step_bits(&network, &params, 9));
+        let two = pool(2).install(|| step_bits(&network, &params, 9));
+        assert_eq!(one, two, "{name}");
+    }
+}
+
+#[test]
+fn independent_branches_run_side_by_side() {
+    let network = Network::<f32>::new(graph("inception.ron")).unwrap();
+    let params = network.init_params(0);
+    let graph = network.graph();
+    let branches: Vec<usize> = ["branch1", "branch3", "branch5", "branch_pool"]
+        .iter()
+        .map(|name| graph.nodes.iter().position(|n| &n.name == name).unwrap())
+        .collect();
+    assert!(
+        graph
+            .waves
+            .iter()
+            .any(|wave| branches.iter().all(|b| wave.contains(b))),
+        "one wave holds the branches"
+    );
+    // Overlap in time is what parallel execution means; on a busy machine one run may happen
+    // not to show it, so a few runs are allowed.
+    let overlapped = (0..10).any(|_| {
+        let trace = Mutex::new(Vec::<NodeTiming>::new());
+        pool(2).install(|| {
+            let mut tape = Tape::inference();
+            network
+                .forward(
+                    &mut tape,
+                    &params,
+                    vec![images(32, &[1, 28, 28], 1)],
+                    false,
+                    Some(&trace),
+                )
+                .unwrap();
+        });
+        let trace = trace.into_inner().unwrap();
+        let spans: Vec<&NodeTiming> = trace
+            .iter()
+            .filter(|t| branches.contains(&t.node))
+            .collect();
+        spans.iter().any(|a| {
+            spans
+                .iter()
+                .any(|b| a.node != b.node && a.start < b.end && b.start < a.end)
+        })
+    });
+    assert!(
+        overlapped,
+        "two inception branches never overlapped in time"
+    );
+}
+
+#[test]
+fn inference_leaves_out_the_labels_and_the_loss() {
+    let network = Network::<f32>::new(graph("cnn-1.ron")).unwrap();
+    let params = network.init_params(0);
+    let mut tape = Tape::inference();
+    let forward = network
+        .forward(
+            &mut tape,
+            &params,
+            vec![images(3, &[1, 56, 56], 2)],
+            false,
+            None,
+        )
+        .unwrap();
+    let logits = forward.value(network.graph().outputs[0]).unwrap();
+    assert_eq!(logits.shape(), &[3, 2]);
+    assert!(forward.nodes[network.graph().loss.unwrap()].is_none());
+    assert!(tape.is_empty());
+}
+
+#[test]
+fn wrong_inputs_and_params_are_errors() {
+    let network = Network::<f32>::new(graph("cnn-1.ron")).unwrap();
+    let mut params = network.init_params(0);
+    let mut tape = Tape::new();
+    let err = network
+        .forward(
+            &mut tape,
+            &params,
+            vec![images(2, &[1, 28, 28], 0)],
+            false,
+            None,
+        )
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "tape: input \"image\" has shape [2, 1, 28, 28], the network expects [2, 1, 56, 56] (batch 2, then [1, 56, 56])"
+    );
+    params.tensors.retain(|(name, _)| name != "conv.bias");
+    let err = network
+        .forward(
+            &mut tape,
+            &params,
+            vec![images(2, &[1, 56, 56], 0)],
+            false,
+            None,
+        )
+        .unwrap_err();
+    assert_eq!(err.to_string(), "tape: parameter \"conv.bias\" is missing");
+}
+
+#[test]
+fn all_zero_weights_give_one_half_and_never_move_the_filters() {
+    // With every weight and bias zero the logits are 0, the softmax gives exactly 1/2 to
+    // each class, and no gradient reaches the conv filters: the dense weights are zero, so
+    // nothing flows back through them. Training from zeros never moves the filters.
+    let network = Network::<f32>::new(graph("cnn-1.ron")).unwrap();
+    let mut params = network.init_params(0);
+    for (_, tensor) in &mut params.tensors {
+        tensor.fill(0.0);
+    }
+    let result = network
+        .loss_and_grads(&params, vec![images(4, &[1, 56, 56], 5), labels(4)], false)
+        .unwrap();
+    assert_eq!(result.loss, std::f32::consts::LN_2);
+    let logits = result
+        .forward
+        .value(network.graph().outputs[0])
+        .unwrap()
+        .value()
+        .clone();
+    let softmax = tapir_ops::Softmax::default();
+    let probabilities = tapir_core::Op::<f32>::forward(&softmax, &[logits.view()]).unwrap();
+    assert!(probabilities.iter().all(|&p| p == 0.5));
+    for name in ["conv.weight", "conv.bias"] {
+        assert!(
+            result.params.get(name).unwrap().iter().all(|&g| g == 0.0),
+            "{name}"
+        );
+    }
+}
