@@ -1,8 +1,14 @@
-//! tapir's training crate. [`data`] reads the animal-mnist silhouettes (IDX files), names
-//! the classes, builds the translation-invariance experiment's layouts and batches them.
+//! tapir's training crate: [`data`] reads the animal-mnist silhouettes (IDX files), names
+//! the classes, builds the translation-invariance experiment's layouts and batches them;
+//! [`optim`] holds SGD and Adam; [`train`] the loop that fits a network and evaluates it.
 //!
-//! Start reading at [`data`].
+//! Start reading at [`data`], then [`train::fit`].
 
 #![forbid(unsafe_code)]
 
 pub mod data;
+mod error;
+pub mod optim;
+pub mod train;
+
+pub use error::{Result, TrainError};
