@@ -12,7 +12,8 @@ use serde::de::{Deserializer, MapAccess, Visitor};
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename = "Network")]
 pub struct NetworkFile {
-    /// The data inputs, with their per-sample shapes (the batch axis is implicit).
+    /// The data inputs, with their per-sample shapes: the batch axis is implicit and comes
+    /// first at run time (`"image": [1, 56, 56]` takes `[N, 1, 56, 56]`).
     pub inputs: Ordered<Vec<usize>>,
     /// The nodes, in file order.
     pub nodes: Ordered<NodeSpec>,
@@ -30,7 +31,9 @@ pub struct NetworkFile {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NodeSpec {
-    /// The op as written, `Conv2d(filters: 16, kernel: 5)` or `Relu`; resolved by the registry.
+    /// The op as written, `Conv2d(filters: 16, kernel: 5)` or `Relu`: the registered name in
+    /// CamelCase (`MaxPool2d` for `max_pool2d`), then the hyperparameters by field name;
+    /// resolved by the registry.
     pub op: Box<RawValue>,
     /// The one value the node reads (a graph input or a node).
     #[serde(default)]
@@ -47,7 +50,8 @@ pub enum LossSpec {
     /// Softmax cross-entropy of a `[N, classes]` node against integer class labels, given at
     /// run time as the implicit input `labels`; the mean over the batch.
     SoftmaxCrossEntropy { logits: String },
-    /// Mean squared error of a node against a graph input of the same shape.
+    /// Mean squared error of a node against a graph input of the same shape, the mean over
+    /// every element of the batch.
     Mse { prediction: String, target: String },
 }
 
