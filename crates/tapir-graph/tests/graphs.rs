@@ -50,7 +50,11 @@ fn every_graph_passes_its_gradient_check() {
         let graph = load(path);
         let check = graph.gradcheck(2, &config).unwrap();
         // Shown with `-- --nocapture`: the figure behind the buckets.
-        println!("{}: max rel error {:.2e}", graph.name, check.report.max_rel_error());
+        println!(
+            "{}: max rel error {:.2e}",
+            graph.name,
+            check.report.max_rel_error()
+        );
         let failed: Vec<String> = check
             .report
             .tensors

@@ -30,7 +30,12 @@ fn every_case_passes_and_matches_its_snapshot() {
                 .run(&config)
                 .unwrap_or_else(|e| panic!("{} {:?}: {e}", entry.name, case.label));
             // Shown with `cargo test --test gradcheck -- --nocapture`: the figures behind the buckets.
-            println!("{:<24} {:<40} max rel error {:.2e}", entry.name, case.label, report.max_rel_error());
+            println!(
+                "{:<24} {:<40} max rel error {:.2e}",
+                entry.name,
+                case.label,
+                report.max_rel_error()
+            );
             for tensor in report.tensors.iter().filter(|t| !t.passed) {
                 failures.push(format!(
                     "{} {:?}: {} rel error {:.3e} at {:?} (analytic {:.9e}, numeric {:.9e})",
