@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use ndarray::{ArrayD, Ix2};
+use ndarray::{Array2, ArrayD, Ix2};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
@@ -31,6 +31,8 @@ pub struct Evaluation {
     pub metrics: Metrics,
     /// The class with the largest logit, per sample (the first on a tie).
     pub predictions: Vec<usize>,
+    /// The network's output per sample, `[n, classes]`.
+    pub logits: Array2<f32>,
 }
 
 /// Largest-logit classes of a `[n, classes]` array.
@@ -85,14 +87,19 @@ pub fn evaluate(
             correct += usize::from(predicted as f32 == label);
             predictions.push(predicted);
         }
+        classes = logits.shape().last().copied().unwrap_or(0);
+        rows.extend(logits.value().iter().copied());
     }
     let n = set.len().max(1) as f64;
+    let logits = Array2::from_shape_vec((predictions.len(), classes), rows)
+        .map_err(|e| Error::Tape(format!("BUG: logits of {} samples: {e}", predictions.len())))?;
     Ok(Evaluation {
         metrics: Metrics {
             loss: loss_sum / n,
             accuracy: correct as f64 / n,
         },
         predictions,
+        logits,
     })
 }
 
