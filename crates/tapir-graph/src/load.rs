@@ -150,7 +150,7 @@ impl Loader<'_> {
         let names = self.names(&file, &inputs, &inputs_section, &nodes_section)?;
         let places: Vec<Place> = self.node_places(&file, &nodes_section);
         let mut drafts = Vec::new();
-        for ((name, spec), place) in file.nodes.0.iter().zip(&places) {
+        for (index, ((name, spec), place)) in file.nodes.0.iter().zip(&places).enumerate() {
             let (entry, hyperparameters) = self.resolve_op(name, place)?;
             let (inputs, reads) =
                 self.resolve_inputs(name, spec, place, &names, &entry, &hyperparameters)?;
@@ -162,7 +162,7 @@ impl Loader<'_> {
                 inputs,
                 reads,
             };
-            self.check_arity(&draft, &file)?;
+            self.check_arity(&draft, index, spec, &file)?;
             drafts.push(draft);
         }
         let mut order = self.topological_order(&inputs, &drafts, &file)?;
@@ -425,17 +425,15 @@ impl Loader<'_> {
         let ident = &self.src()[name.0..name.0 + name.1];
         let Some(entry) = self.registry.get(&snake_case(ident)).copied() else {
             let known: Vec<String> = self.registry.names().map(camel_case).collect();
-            let error = self
-                .error(
-                    ErrorKind::UnknownOp,
-                    format!("node \"{node}\": unknown op `{ident}`"),
-                )
-                .at(name, "not a registered op");
+            let error = self.error(
+                ErrorKind::UnknownOp,
+                format!("node \"{node}\": unknown op `{ident}`"),
+            );
             return Err(match nearest(ident, known.iter().map(String::as_str)) {
                 Some(near) => error
                     .at(name, format!("did you mean `{near}`?"))
                     .help(format!("write `{near}`")),
-                None => error.help(format!(
+                None => error.at(name, "not a registered op").help(format!(
                     "use one of the known ops: {}; a new op must be registered before the \
                      file names it",
                     known.join(", ")
@@ -534,9 +532,7 @@ impl Loader<'_> {
         names: &HashMap<String, ValueId>,
         listing: &str,
     ) -> GraphError {
-        let error = self
-            .error(ErrorKind::UnknownReference, message)
-            .at(span, "unknown name");
+        let error = self.error(ErrorKind::UnknownReference, message);
         match nearest(reference, names.keys().map(String::as_str)) {
             Some(near) => error
                 .at(span, format!("did you mean \"{near}\"?"))
@@ -545,7 +541,7 @@ impl Loader<'_> {
                 let mut known: Vec<(&ValueId, &str)> =
                     names.iter().map(|(name, v)| (v, name.as_str())).collect();
                 known.sort();
-                error.help(format!(
+                error.at(span, "unknown name").help(format!(
                     "{listing}: {}",
                     quoted_list(known.into_iter().map(|(_, name)| name))
                 ))
@@ -553,7 +549,14 @@ impl Loader<'_> {
         }
     }
 
-    fn check_arity(&self, draft: &Draft, file: &NetworkFile) -> Result<(), GraphError> {
+    /// Checks the number of inputs of `draft`, the `index`-th node, written as `spec`.
+    fn check_arity(
+        &self,
+        draft: &Draft,
+        index: usize,
+        spec: &NodeSpec,
+        file: &NetworkFile,
+    ) -> Result<(), GraphError> {
         let arity = draft
             .entry
             .build::<f64>(&draft.hyperparameters)
@@ -567,27 +570,13 @@ impl Loader<'_> {
         let name = &draft.name;
         let takes = inputs_phrase(arity);
         let message = format!("node \"{name}\": {op} takes {takes}, got {got}");
-        let given: Vec<String> = file
-            .nodes
-            .0
+        let given: Vec<&String> = spec
+            .input
             .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, spec)| {
-                spec.input
-                    .iter()
-                    .chain(spec.inputs.iter().flatten())
-                    .cloned()
-                    .collect()
-            })
-            .unwrap_or_default();
+            .chain(spec.inputs.iter().flatten())
+            .collect();
         let help = if got == 0 {
             // The node above it is what a file read from top to bottom most likely meant.
-            let index = file
-                .nodes
-                .0
-                .iter()
-                .position(|(n, _)| n == name)
-                .unwrap_or(0);
             let above = index
                 .checked_sub(1)
                 .map(|i| file.nodes.0[i].0.as_str())
@@ -604,7 +593,7 @@ impl Loader<'_> {
                 .filter(|o| self.registry.get(o).is_some())
                 .collect();
             let combine: Vec<String> = combine.into_iter().map(camel_case).collect();
-            let first = given.first().map_or("a", String::as_str);
+            let first = given.first().map_or("a", |g| g.as_str());
             if combine.is_empty() {
                 format!("{op} reads one value: `input: \"{first}\"`")
             } else {

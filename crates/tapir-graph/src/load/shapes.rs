@@ -2,7 +2,7 @@
 //! is reported with shapes written `[N, ...]` (the batch axis named, not a confusing 1) and
 //! the path along which each input got its shape.
 
-use tapir_core::{Error as CoreError, Op};
+use tapir_core::{Error as CoreError, Op, ParamSpec};
 
 use super::{Draft, LOSS_NODE, Loader};
 use crate::error::{ErrorKind, GraphError};
@@ -46,19 +46,27 @@ fn symbolic(message: &str) -> Option<String> {
     (!replaced.contains(&PROBE_BATCH.to_string())).then_some(replaced)
 }
 
-/// Runs `op`'s shape rule on data shapes `data`: its output shape, parameters and flops.
-fn shape_rule(
-    op: &dyn Op<f64>,
-    data: &[Vec<usize>],
-) -> Result<(Vec<usize>, Vec<tapir_core::ParamSpec>, u64), CoreError> {
+/// What an op's shape rule says for given data shapes.
+struct Ruled {
+    params: Vec<ParamSpec>,
+    /// The shapes of all the op's inputs: data, then parameters.
+    inputs: Vec<Vec<usize>>,
+    output: Vec<usize>,
+}
+
+/// Runs `op`'s shape rule on data shapes `data`.
+fn shape_rule(op: &dyn Op<f64>, data: &[Vec<usize>]) -> Result<Ruled, CoreError> {
     let data_refs: Vec<&[usize]> = data.iter().map(Vec::as_slice).collect();
-    let specs = op.params(&data_refs)?;
-    let mut all = data.to_vec();
-    all.extend(specs.iter().map(|s| s.shape.clone()));
-    let all_refs: Vec<&[usize]> = all.iter().map(Vec::as_slice).collect();
-    let output = op.output_shape(&all_refs)?;
-    let flops = op.flops(&all_refs);
-    Ok((output, specs, flops))
+    let params = op.params(&data_refs)?;
+    let mut inputs = data.to_vec();
+    inputs.extend(params.iter().map(|s| s.shape.clone()));
+    let input_refs: Vec<&[usize]> = inputs.iter().map(Vec::as_slice).collect();
+    let output = op.output_shape(&input_refs)?;
+    Ok(Ruled {
+        params,
+        inputs,
+        output,
+    })
 }
 
 /// The per-sample shapes known so far, to describe values.
@@ -217,15 +225,19 @@ impl Loader<'_> {
                 .iter()
                 .map(|&v| known.batched(v, INFERENCE_BATCH))
                 .collect();
-            let (output, specs, flops) = shape_rule(op.as_ref(), &data)
+            let ruled = shape_rule(op.as_ref(), &data)
                 .map_err(|e| self.shape_error(draft, op.as_ref(), &known, &e))?;
-            let params = specs
+            let input_refs: Vec<&[usize]> = ruled.inputs.iter().map(Vec::as_slice).collect();
+            let flops = op.flops(&input_refs);
+            let params = ruled
+                .params
                 .into_iter()
                 .map(|spec| Param {
                     name: format!("{}.{}", draft.name, spec.name),
                     spec,
                 })
                 .collect();
+            let output = ruled.output;
             shapes[index] = Some(output.get(1..).map(<[usize]>::to_vec).unwrap_or_default());
             built[index] = Some((params, flops));
         }
