@@ -70,6 +70,9 @@ pub struct GraphError {
 }
 
 impl GraphError {
+    /// The width, in columns, that [`GraphError::render`] wraps at.
+    pub const RENDER_WIDTH: usize = 100;
+
     pub(crate) fn new(
         kind: ErrorKind,
         source: &Arc<NamedSource<String>>,
@@ -114,11 +117,23 @@ impl GraphError {
         Some((line, column))
     }
 
+    /// The text the caret is under, if the error points into the file.
+    pub fn located_text(&self) -> Option<&str> {
+        let (span, _) = self.label.as_ref()?;
+        self.source
+            .inner()
+            .get(span.offset()..span.offset() + span.len())
+    }
+
     /// The whole report as plain text: message, `file:line:column`, the line with a caret, the hint.
     pub fn render(&self) -> String {
         let mut out = String::new();
-        let handler =
-            GraphicalReportHandler::new_themed(GraphicalTheme::unicode_nocolor()).with_width(100);
+        // No colours, links or highlighting, and a fixed width: the same text on every
+        // terminal, in logs and in snapshots.
+        let handler = GraphicalReportHandler::new_themed(GraphicalTheme::unicode_nocolor())
+            .with_links(false)
+            .without_syntax_highlighting()
+            .with_width(Self::RENDER_WIDTH);
         if handler.render_report(&mut out, self).is_err() {
             return self.to_string();
         }
@@ -168,5 +183,35 @@ impl Diagnostic for GraphError {
             Some(text.clone()),
             *span,
         ))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reports_are_plain_text_with_the_place_and_the_caret() {
+        let source = Arc::new(NamedSource::new(
+            "net.ron",
+            "Network(\n    outputs: [\"logit\"],\n)".to_string(),
+        ));
+        let error = GraphError::new(ErrorKind::UnknownReference, &source, "no such node")
+            .at((23, 7), "unknown name")
+            .help("write \"logits\"");
+        assert_eq!(error.line_column(), Some((2, 15)));
+        assert_eq!(error.located_text(), Some("\"logit\""));
+        assert_eq!(error.headline(), "net.ron:2:15: no such node");
+        let rendered = error.render();
+        assert!(!rendered.contains('\u{1b}'), "{rendered:?}");
+        assert!(rendered.contains("[net.ron:2:15]"), "{rendered}");
+        assert!(rendered.contains("help: write \"logits\""), "{rendered}");
+        let warning = GraphError::new(ErrorKind::UnusedNode, &source, "unused");
+        assert!(
+            warning.render().contains("⚠ unused"),
+            "{}",
+            warning.render()
+        );
+        assert_eq!(warning.line_column(), None);
     }
 }

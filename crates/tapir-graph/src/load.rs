@@ -1,22 +1,34 @@
 //! Loading: RON text -> a validated [`Graph`]. Every check happens here, before anything
-//! runs, and every failure is a located [`GraphError`].
+//! runs, and every failure is a [`GraphError`] that says what is wrong, points at the text
+//! to change and says how to change it.
+//!
+//! The checks run in the order a reader would fix things: the file's syntax
+//! (`load/syntax.rs`), names, ops and their hyperparameters (`load/hyperparameters.rs`),
+//! references, arity, cycles (`load/order.rs`), outputs and loss, then shapes
+//! (`load/shapes.rs`). The parsed file carries no positions, so `load/locate.rs` finds
+//! fields, names and values again in the text, never in a comment.
 
-use std::collections::{HashMap, HashSet};
+mod hyperparameters;
+mod locate;
+mod order;
+mod shapes;
+mod syntax;
+mod words;
+
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
 use miette::NamedSource;
-use petgraph::algo::{tarjan_scc, toposort};
-use petgraph::graph::{DiGraph, NodeIndex};
 use ron::extensions::Extensions;
-use tapir_core::{Error as CoreError, Registry, RegistryEntry};
+use tapir_core::{Arity, Registry, RegistryEntry};
 
 use crate::error::{ErrorKind, GraphError};
-use crate::graph::{Graph, GraphInput, InputKind, Node, Param, ValueId};
+use crate::graph::{Graph, GraphInput, InputKind, ValueId};
 use crate::schema::{LossSpec, NetworkFile, NodeSpec};
-
-/// The batch size shapes are inferred at; per-sample shapes drop it again.
-const INFERENCE_BATCH: usize = 1;
+use locate::{Span, Text};
+use order::waves;
+use words::{inputs_phrase, quoted_list};
 
 /// The name of the node a loss adds, and of the implicit input of class labels.
 pub const LOSS_NODE: &str = "loss";
@@ -40,7 +52,7 @@ impl Graph {
     pub fn parse(name: &str, text: &str, registry: &Registry) -> Result<Graph, GraphError> {
         Loader {
             source: Arc::new(NamedSource::new(name, text.to_string())),
-            text,
+            text: Text::new(text),
             registry,
         }
         .load()
@@ -49,8 +61,39 @@ impl Graph {
 
 struct Loader<'a> {
     source: Arc<NamedSource<String>>,
-    text: &'a str,
+    text: Text<'a>,
     registry: &'a Registry,
+}
+
+/// Where the parts of a node, or of the loss, are in the file.
+#[derive(Debug, Clone, Copy)]
+struct Place {
+    /// The node's name as a map key, or the `loss` field.
+    key: Span,
+    /// The op as written, hyperparameters included (`Conv2d(filters: 8, kernel: 3)`).
+    op: Span,
+    /// `input: "a"`: the field name and its value.
+    input: Option<(Span, Span)>,
+    /// `inputs: ["a", "b"]`: the field name and its value.
+    inputs: Option<(Span, Span)>,
+}
+
+impl Place {
+    /// The op's name alone (`Conv2d`), where unknown ops and arity point.
+    fn op_name(&self, text: &str) -> Span {
+        let (start, len) = self.op;
+        let ident = text[start..start + len]
+            .find(|c: char| !(c.is_alphanumeric() || c == '_'))
+            .unwrap_or(len);
+        (start, ident.max(1))
+    }
+
+    /// The field and value that name the node's inputs, if any.
+    fn reads(&self) -> Option<Span> {
+        self.input
+            .or(self.inputs)
+            .map(|(field, value)| (field.0, value.0 + value.1 - field.0))
+    }
 }
 
 /// A node as far as the loader got with it.
@@ -58,9 +101,36 @@ struct Draft {
     name: String,
     entry: RegistryEntry,
     hyperparameters: String,
-    /// Byte span of the node's op text, where op errors point.
-    op_span: (usize, usize),
+    place: Place,
     inputs: Vec<ValueId>,
+    /// Where each input is named, in order (none for the loss's implicit labels).
+    reads: Vec<Option<Span>>,
+}
+
+impl Draft {
+    /// How messages name it: `node "conv"`, or `the loss`.
+    fn title(&self) -> String {
+        if self.name == LOSS_NODE {
+            "the loss".to_string()
+        } else {
+            format!("node \"{}\"", self.name)
+        }
+    }
+
+    /// The op as a file names it (`MaxPool2d`).
+    fn op(&self) -> String {
+        camel_case(self.entry.name)
+    }
+}
+
+/// The spans of a map section (`inputs: {...}`, `nodes: {...}`): the field, its value, and
+/// the range and depth of its entries.
+#[derive(Debug, Clone)]
+struct Section {
+    field: Span,
+    value: Span,
+    inside: std::ops::Range<usize>,
+    depth: u32,
 }
 
 impl Loader<'_> {
@@ -68,75 +138,40 @@ impl Loader<'_> {
         GraphError::new(kind, &self.source, message)
     }
 
+    fn src(&self) -> &str {
+        self.text.source()
+    }
+
     fn load(&self) -> Result<Graph, GraphError> {
         let file = self.parse_file()?;
-        let mut inputs = self.inputs(&file)?;
-        let mut names: HashMap<String, ValueId> = inputs
-            .iter()
-            .enumerate()
-            .map(|(i, input)| (input.name.clone(), ValueId::Input(i)))
-            .collect();
-        let nodes_at = self.locate_field("nodes").unwrap_or(0);
-        for (index, (name, _)) in file.nodes.0.iter().enumerate() {
-            self.check_node_name(name, nodes_at)?;
-            if names.insert(name.clone(), ValueId::Node(index)).is_some() {
-                let span = self.locate_key(name, nodes_at, 1);
-                let mut error = self.error(
-                    ErrorKind::DuplicateName,
-                    format!("the name \"{name}\" is used twice"),
-                );
-                if let Some(span) = span {
-                    error = error.at(span, "named again here");
-                }
-                return Err(error.help("give every input and node its own name"));
-            }
-        }
+        let inputs_section = self.section("inputs");
+        let nodes_section = self.section("nodes");
+        let mut inputs = self.inputs(&file, &inputs_section)?;
+        let names = self.names(&file, &inputs, &inputs_section, &nodes_section)?;
+        let places: Vec<Place> = self.node_places(&file, &nodes_section);
         let mut drafts = Vec::new();
-        for (name, spec) in &file.nodes.0 {
-            let node_at = self
-                .locate_key(name, nodes_at, 0)
-                .map_or(nodes_at, |(at, _)| at);
-            let (entry, hyperparameters, op_span) = self.resolve_op(name, spec, node_at)?;
-            let inputs = self.resolve_inputs(name, spec, node_at, &names)?;
-            let data = inputs.len();
-            let arity = entry
-                .build::<f64>(&hyperparameters)
-                .map(|op| op.arity())
-                .map_err(|e| self.op_error(name, op_span, e))?;
-            if !arity.allows(data) {
-                return Err(self
-                    .error(
-                        ErrorKind::Arity,
-                        format!(
-                            "node \"{name}\": {} takes {arity} inputs, got {data}",
-                            entry.name
-                        ),
-                    )
-                    .at(op_span, format!("{} takes {arity}", entry.name))
-                    .help(if data == 1 {
-                        "list the inputs with `inputs: [\"a\", \"b\"]`"
-                    } else {
-                        "name the inputs the op takes"
-                    }));
-            }
-            drafts.push(Draft {
+        for (index, ((name, spec), place)) in file.nodes.0.iter().zip(&places).enumerate() {
+            let (entry, hyperparameters) = self.resolve_op(name, place)?;
+            let (inputs, reads) =
+                self.resolve_inputs(name, spec, place, &names, &entry, &hyperparameters)?;
+            let draft = Draft {
                 name: name.clone(),
                 entry,
                 hyperparameters,
-                op_span,
+                place: *place,
                 inputs,
-            });
+                reads,
+            };
+            self.check_arity(&draft, index, spec, &file)?;
+            drafts.push(draft);
         }
-        let order = self.topological_order(&inputs, &drafts)?;
+        let mut order = self.topological_order(&inputs, &drafts, &file)?;
         let outputs = self.resolve_outputs(&file, &names)?;
         if let Some(loss) = &file.loss {
             self.add_loss(loss, &mut inputs, &mut drafts, &names)?;
-        }
-        let mut order = order;
-        if drafts.len() > file.nodes.0.len() {
             order.push(drafts.len() - 1); // the loss node reads only earlier values
         }
-        let nodes = self.infer_shapes(&inputs, drafts, &order)?;
+        let nodes = self.infer_shapes(&inputs, drafts, &order, &outputs)?;
         let loss = file.loss.as_ref().map(|_| nodes.len() - 1);
         let waves = waves(&nodes, &order);
         let mut graph = Graph {
@@ -149,56 +184,78 @@ impl Loader<'_> {
             waves,
             warnings: Vec::new(),
         };
-        graph.warnings = self.unused_nodes(&graph, nodes_at);
-        if graph.outputs.is_empty() {
-            return Err(self
-                .error(ErrorKind::Structure, "the network has no outputs")
-                .at(
-                    self.locate_field("outputs")
-                        .map_or((0, 0), |at| (at, "outputs".len())),
-                    "empty",
-                )
-                .help("name the nodes whose values the network returns: `outputs: [\"logits\"]`"));
-        }
+        graph.warnings = self.unused_nodes(&graph, &places);
         Ok(graph)
     }
 
     fn parse_file(&self) -> Result<NetworkFile, GraphError> {
         let options = ron::Options::default().with_default_extension(Extensions::IMPLICIT_SOME);
-        options.from_str::<NetworkFile>(self.text).map_err(|e| {
-            let start = self.offset(e.span.start.line, e.span.start.col);
-            let end = self.offset(e.span.end.line, e.span.end.col).max(start);
-            self.error(ErrorKind::Syntax, format!("not a valid network file: {}", e.code))
-                .at((start, (end - start).max(1)), "here")
-                .help("a network file is `Network(inputs: {...}, nodes: {...}, outputs: [...])`; see graphs/README.md")
+        options
+            .from_str::<NetworkFile>(self.src())
+            .map_err(|e| self.syntax_error(e))
+    }
+
+    /// The top-level map `field`; the file parsed, so it is there unless it was omitted.
+    fn section(&self, field: &str) -> Section {
+        let found = self.text.top_field(field).and_then(|field| {
+            let value = self.text.value_after(field.0 + field.1)?;
+            let (inside, depth) = self.text.inside(value);
+            Some(Section {
+                field,
+                value,
+                inside,
+                depth,
+            })
+        });
+        found.unwrap_or(Section {
+            field: (0, 0),
+            value: (0, 0),
+            inside: self.text.all(),
+            depth: 2,
         })
     }
 
-    fn inputs(&self, file: &NetworkFile) -> Result<Vec<GraphInput>, GraphError> {
-        let inputs_at = self.locate_field("inputs").unwrap_or(0);
+    /// The span of the `index`-th key of `section`, counting keys named `name` before it.
+    fn key_span(&self, section: &Section, keys: &[&String], index: usize) -> Span {
+        let name = keys[index];
+        let earlier = keys[..index].iter().filter(|k| **k == name).count();
+        self.text
+            .key(name, section.inside.clone(), section.depth, earlier)
+            .unwrap_or(section.field)
+    }
+
+    fn inputs(&self, file: &NetworkFile, section: &Section) -> Result<Vec<GraphInput>, GraphError> {
+        let keys: Vec<&String> = file.inputs.0.iter().map(|(name, _)| name).collect();
         let mut inputs: Vec<GraphInput> = Vec::new();
-        for (name, shape) in &file.inputs.0 {
-            self.check_node_name(name, inputs_at)?;
-            if inputs.iter().any(|i| &i.name == name) {
-                let span = self
-                    .locate_key(name, inputs_at, 1)
-                    .unwrap_or((inputs_at, 0));
+        for (index, (name, shape)) in file.inputs.0.iter().enumerate() {
+            let key = self.key_span(section, &keys, index);
+            self.check_name(name, key)?;
+            if let Some(first) = inputs.iter().position(|i| &i.name == name) {
+                let first = self.key_span(section, &keys, first);
                 return Err(self
                     .error(
                         ErrorKind::DuplicateName,
                         format!("the input \"{name}\" is declared twice"),
                     )
-                    .at(span, "declared again here")
-                    .help("give every input its own name"));
+                    .at(key, "declared again here")
+                    .help(format!(
+                        "remove one of the two (the first is on line {}), or give each its own name",
+                        self.line(first)
+                    )));
             }
-            if shape.contains(&0) {
-                let span = self
-                    .locate_key(name, inputs_at, 0)
-                    .unwrap_or((inputs_at, 0));
+            if let Some(axis) = shape.iter().position(|&d| d == 0) {
+                let value = self.text.value_after(key.0 + key.1).unwrap_or(key);
+                let fixed: Vec<usize> = shape.iter().map(|&d| d.max(1)).collect();
                 return Err(self
-                    .error(ErrorKind::Shape, format!("input \"{name}\" has an empty axis: {shape:?}"))
-                    .at(span, "declared here")
-                    .help("give the per-sample shape without the batch axis, every size at least 1: `\"image\": [1, 56, 56]`"));
+                    .error(
+                        ErrorKind::Shape,
+                        format!("input \"{name}\" has an axis of size 0: {shape:?}"),
+                    )
+                    .at(value, format!("axis {axis} has size 0"))
+                    .help(format!(
+                        "give the per-sample shape without the batch axis, every size at least 1, \
+                         e.g. `\"{name}\": {fixed:?}`"
+                    )));
             }
             inputs.push(GraphInput {
                 name: name.clone(),
@@ -207,16 +264,106 @@ impl Loader<'_> {
             });
         }
         if inputs.is_empty() {
-            return Err(self.error(ErrorKind::Structure, "the network declares no inputs").help(
-                "declare the inputs with their per-sample shapes: `inputs: { \"image\": [1, 56, 56] }`",
-            ));
+            let nodes: Vec<&str> = file.nodes.0.iter().map(|(n, _)| n.as_str()).collect();
+            let mut unknown: Vec<&str> = Vec::new();
+            for (_, spec) in &file.nodes.0 {
+                for reference in spec.input.iter().chain(spec.inputs.iter().flatten()) {
+                    if !nodes.contains(&reference.as_str())
+                        && !unknown.contains(&reference.as_str())
+                    {
+                        unknown.push(reference);
+                    }
+                }
+            }
+            let example = if unknown.is_empty() {
+                "`inputs: { \"image\": [1, 28, 28] }`".to_string()
+            } else {
+                let entries: Vec<String> = unknown
+                    .iter()
+                    .map(|name| format!("\"{name}\": [channels, height, width]"))
+                    .collect();
+                format!(
+                    "the nodes read {}: `inputs: {{ {} }}`",
+                    quoted_list(unknown.iter().copied()),
+                    entries.join(", ")
+                )
+            };
+            return Err(self
+                .error(ErrorKind::Structure, "the network declares no inputs")
+                .at(
+                    if section.value.1 > 0 {
+                        section.value
+                    } else {
+                        section.field
+                    },
+                    "no inputs",
+                )
+                .help(format!(
+                    "declare each input with its per-sample shape (no batch axis); {example}"
+                )));
         }
         Ok(inputs)
     }
 
+    /// Every name a reference can use, checked for clashes: inputs first, then nodes.
+    fn names(
+        &self,
+        file: &NetworkFile,
+        inputs: &[GraphInput],
+        inputs_section: &Section,
+        nodes_section: &Section,
+    ) -> Result<HashMap<String, ValueId>, GraphError> {
+        let input_keys: Vec<&String> = file.inputs.0.iter().map(|(name, _)| name).collect();
+        let node_keys: Vec<&String> = file.nodes.0.iter().map(|(name, _)| name).collect();
+        let mut names: HashMap<String, ValueId> = inputs
+            .iter()
+            .enumerate()
+            .map(|(i, input)| (input.name.clone(), ValueId::Input(i)))
+            .collect();
+        for (index, name) in node_keys.iter().enumerate() {
+            let key = self.key_span(nodes_section, &node_keys, index);
+            self.check_name(name, key)?;
+            let Some(earlier) = names.insert(name.to_string(), ValueId::Node(index)) else {
+                continue;
+            };
+            let error = match earlier {
+                ValueId::Input(i) => {
+                    let first = self.key_span(inputs_section, &input_keys, i);
+                    self.error(
+                        ErrorKind::DuplicateName,
+                        format!("node \"{name}\" has the name of an input"),
+                    )
+                    .at(
+                        key,
+                        format!("named like the input on line {}", self.line(first)),
+                    )
+                    .help(
+                        "inputs and nodes share one set of names: rename the node, and make \
+                         the nodes that read it use the new name",
+                    )
+                }
+                ValueId::Node(n) => {
+                    let first = self.key_span(nodes_section, &node_keys, n);
+                    self.error(
+                        ErrorKind::DuplicateName,
+                        format!(
+                            "two nodes are named \"{name}\" (lines {} and {})",
+                            self.line(first),
+                            self.line(key)
+                        ),
+                    )
+                    .at(key, "named again here")
+                    .help("rename one of them, and make the nodes that read it use the new name")
+                }
+            };
+            return Err(error);
+        }
+        Ok(names)
+    }
+
     /// Node and input names become parameter names (`conv.weight`), so they need a form
     /// that cannot be confused.
-    fn check_node_name(&self, name: &str, section_at: usize) -> Result<(), GraphError> {
+    fn check_name(&self, name: &str, key: Span) -> Result<(), GraphError> {
         let valid = !name.is_empty()
             && name
                 .chars()
@@ -226,179 +373,254 @@ impl Loader<'_> {
         if valid {
             return Ok(());
         }
-        let span = self
-            .locate_key(name, section_at, 0)
-            .unwrap_or((section_at, 0));
-        let (message, help) = if name == LOSS_NODE || name == LABELS_INPUT {
+        let (message, label, help) = if name == LOSS_NODE || name == LABELS_INPUT {
             (
                 format!("the name \"{name}\" is reserved"),
-                "`loss` names the loss node and `labels` its class labels; pick another name"
+                "reserved",
+                "`loss` names the node a loss adds and `labels` its class labels: \
+                 rename this one, and the references to it"
                     .to_string(),
             )
         } else {
             (
                 format!("\"{name}\" is not a valid name"),
+                "this name",
                 "use letters, digits, `_` and `-` only (parameters are named `node.weight`)"
                     .to_string(),
             )
         };
         Err(self
             .error(ErrorKind::Structure, message)
-            .at(span, "this name")
+            .at(key, label)
             .help(help))
     }
 
-    fn resolve_op(
-        &self,
-        node: &str,
-        spec: &NodeSpec,
-        node_at: usize,
-    ) -> Result<(RegistryEntry, String, (usize, usize)), GraphError> {
-        let text = spec.op.get_ron().trim();
-        let op_at = self.text[node_at..]
-            .find(text)
-            .map_or(node_at, |i| node_at + i);
-        let ident_len = text
-            .find(|c: char| !(c.is_alphanumeric() || c == '_'))
-            .unwrap_or(text.len());
-        let (ident, rest) = text.split_at(ident_len);
-        let op_span = (op_at, ident_len.max(1));
+    /// Where each node's parts are.
+    fn node_places(&self, file: &NetworkFile, section: &Section) -> Vec<Place> {
+        let keys: Vec<&String> = file.nodes.0.iter().map(|(name, _)| name).collect();
+        (0..keys.len())
+            .map(|index| {
+                let key = self.key_span(section, &keys, index);
+                let body = self.text.value_after(key.0 + key.1);
+                let field = |name: &str| -> Option<(Span, Span)> {
+                    let (inside, depth) = self.text.inside(body?);
+                    let field = self.text.field(name, inside, depth)?;
+                    let value = self.text.value_after(field.0 + field.1)?;
+                    Some((field, value))
+                };
+                Place {
+                    key,
+                    op: field("op").map_or(key, |(_, value)| value),
+                    input: field("input"),
+                    inputs: field("inputs"),
+                }
+            })
+            .collect()
+    }
+
+    fn resolve_op(&self, node: &str, place: &Place) -> Result<(RegistryEntry, String), GraphError> {
+        let (start, len) = place.op;
+        let text = &self.src()[start..start + len];
+        let name = place.op_name(self.src());
+        let ident = &self.src()[name.0..name.0 + name.1];
         let Some(entry) = self.registry.get(&snake_case(ident)).copied() else {
             let known: Vec<String> = self.registry.names().map(camel_case).collect();
-            let mut error = self
-                .error(
-                    ErrorKind::UnknownOp,
-                    format!("node \"{node}\": unknown op `{ident}`"),
-                )
-                .at(op_span, "not a registered op");
-            error = match nearest(ident, known.iter().map(String::as_str)) {
-                Some(near) => error.help(format!(
-                    "did you mean `{near}`? Known ops: {}",
+            let error = self.error(
+                ErrorKind::UnknownOp,
+                format!("node \"{node}\": unknown op `{ident}`"),
+            );
+            return Err(match nearest(ident, known.iter().map(String::as_str)) {
+                Some(near) => error
+                    .at(name, format!("did you mean `{near}`?"))
+                    .help(format!("write `{near}`")),
+                None => error.at(name, "not a registered op").help(format!(
+                    "use one of the known ops: {}; a new op must be registered before the \
+                     file names it",
                     known.join(", ")
                 )),
-                None => error.help(format!("known ops: {}", known.join(", "))),
-            };
-            return Err(error);
+            });
         };
-        let rest = rest.trim();
+        let rest = text[ident.len()..].trim();
         let hyperparameters = if rest.is_empty() {
             "()".to_string()
         } else {
             rest.to_string()
         };
-        Ok((entry, hyperparameters, (op_at, text.len().max(1))))
-    }
-
-    fn op_error(&self, node: &str, op_span: (usize, usize), error: CoreError) -> GraphError {
-        match error {
-            CoreError::Parse {
-                op,
-                line,
-                column,
-                message,
-            } => {
-                // Line and column count within the hyperparameter text, which follows the op's name.
-                let op_text = &self.text[op_span.0..op_span.0 + op_span.1];
-                let hyper_at = op_text.find('(').unwrap_or(0);
-                let at = op_span.0 + hyper_at + offset_in(&op_text[hyper_at..], line, column);
-                self.error(
-                    ErrorKind::Hyperparameter,
-                    format!("node \"{node}\": {op}: {message}"),
-                )
-                .at((at, 1), "here")
-                .help(format!(
-                    "see graphs/README.md for {}'s hyperparameters",
-                    camel_case(op)
-                ))
-            }
-            other => self
-                .error(
-                    ErrorKind::Hyperparameter,
-                    format!("node \"{node}\": {other}"),
-                )
-                .at(op_span, "this op"),
-        }
+        // Build now, so that hyperparameters that do not parse are reported before anything
+        // that depends on them.
+        entry
+            .build::<f64>(&hyperparameters)
+            .map_err(|e| self.op_error(&format!("node \"{node}\""), &entry, place, e))?;
+        Ok((entry, hyperparameters))
     }
 
     fn resolve_inputs(
         &self,
         node: &str,
         spec: &NodeSpec,
-        node_at: usize,
+        place: &Place,
         names: &HashMap<String, ValueId>,
-    ) -> Result<Vec<ValueId>, GraphError> {
-        let references: Vec<&String> = match (&spec.input, &spec.inputs) {
-            (Some(one), None) => vec![one],
-            (None, Some(many)) => many.iter().collect(),
-            (Some(_), Some(_)) => {
-                return Err(self
-                    .error(
-                        ErrorKind::Structure,
-                        format!("node \"{node}\" gives both `input` and `inputs`"),
+        entry: &RegistryEntry,
+        hyperparameters: &str,
+    ) -> Result<(Vec<ValueId>, Vec<Option<Span>>), GraphError> {
+        let (references, spans): (Vec<&String>, Vec<Option<Span>>) =
+            match (&spec.input, &spec.inputs) {
+                (Some(_), Some(_)) => {
+                    let op = camel_case(entry.name);
+                    let takes_one = entry
+                        .build::<f64>(hyperparameters)
+                        .is_ok_and(|built| built.arity() == Arity::Exactly(1));
+                    // Point at the one to remove.
+                    let (remove, help) = if takes_one {
+                        (
+                            place.inputs,
+                            format!("{op} reads one value: keep `input` and remove `inputs`"),
+                        )
+                    } else {
+                        (
+                            place.input,
+                            format!("{op} reads several values: keep `inputs` and remove `input`"),
+                        )
+                    };
+                    let span = remove.map_or(place.key, |(field, value)| {
+                        (field.0, value.0 + value.1 - field.0)
+                    });
+                    return Err(self
+                        .error(
+                            ErrorKind::Structure,
+                            format!("node \"{node}\" gives both `input` and `inputs`"),
+                        )
+                        .at(span, "remove this")
+                        .help(help));
+                }
+                (Some(one), None) => (vec![one], vec![place.input.map(|(_, v)| v)]),
+                (None, Some(many)) => {
+                    let spans = place.inputs.map_or_else(Vec::new, |(_, value)| {
+                        let (inside, _) = self.text.inside(value);
+                        self.text.strings(inside)
+                    });
+                    (
+                        many.iter().collect(),
+                        (0..many.len()).map(|i| spans.get(i).copied()).collect(),
                     )
-                    .at(
-                        self.locate_key(node, node_at, 0).unwrap_or((node_at, 0)),
-                        "this node",
-                    )
-                    .help(
-                        "use `input: \"a\"` for one input or `inputs: [\"a\", \"b\"]` for several",
-                    ));
-            }
-            (None, None) => vec![],
-        };
+                }
+                (None, None) => (Vec::new(), Vec::new()),
+            };
         let mut resolved = Vec::new();
-        for reference in references {
+        for (reference, span) in references.into_iter().zip(&spans) {
             match names.get(reference) {
                 Some(&value) => resolved.push(value),
                 None => {
-                    let span = self
-                        .locate_string(reference, node_at)
-                        .unwrap_or((node_at, 0));
-                    let mut error = self
-                        .error(ErrorKind::UnknownReference, format!("node \"{node}\" reads \"{reference}\", which is neither an input nor a node"))
-                        .at(span, "unknown name");
-                    if let Some(near) = nearest(reference, names.keys().map(String::as_str)) {
-                        error = error.help(format!("did you mean \"{near}\"?"));
-                    }
-                    return Err(error);
+                    return Err(self.unknown_reference(
+                        format!("node \"{node}\" reads \"{reference}\", which is neither an input nor a node"),
+                        reference,
+                        span.unwrap_or(place.key),
+                        names,
+                        "the names it can read",
+                    ));
                 }
             }
         }
-        Ok(resolved)
+        Ok((resolved, spans))
     }
 
-    /// The nodes in an order where every node follows its inputs, or the cycle that prevents one.
-    fn topological_order(
+    fn unknown_reference(
         &self,
-        inputs: &[GraphInput],
-        drafts: &[Draft],
-    ) -> Result<Vec<usize>, GraphError> {
-        let mut dag = DiGraph::<usize, ()>::new();
-        let vertices: Vec<NodeIndex> = (0..drafts.len()).map(|i| dag.add_node(i)).collect();
-        for (index, draft) in drafts.iter().enumerate() {
-            for input in &draft.inputs {
-                if let ValueId::Node(from) = *input {
-                    dag.add_edge(vertices[from], vertices[index], ());
-                }
+        message: String,
+        reference: &str,
+        span: Span,
+        names: &HashMap<String, ValueId>,
+        listing: &str,
+    ) -> GraphError {
+        let error = self.error(ErrorKind::UnknownReference, message);
+        match nearest(reference, names.keys().map(String::as_str)) {
+            Some(near) => error
+                .at(span, format!("did you mean \"{near}\"?"))
+                .help(format!("write \"{near}\"")),
+            None => {
+                let mut known: Vec<(&ValueId, &str)> =
+                    names.iter().map(|(name, v)| (v, name.as_str())).collect();
+                known.sort();
+                error.at(span, "unknown name").help(format!(
+                    "{listing}: {}",
+                    quoted_list(known.into_iter().map(|(_, name)| name))
+                ))
             }
         }
-        let _ = inputs;
-        match toposort(&dag, None) {
-            Ok(order) => Ok(order.into_iter().map(|v| dag[v]).collect()),
-            Err(cycle) => {
-                let start = dag[cycle.node_id()];
-                let path = find_cycle(&dag, start);
-                let names: Vec<&str> = path.iter().map(|&i| drafts[i].name.as_str()).collect();
-                let nodes_at = self.locate_field("nodes").unwrap_or(0);
-                let span = self
-                    .locate_key(&drafts[start].name, nodes_at, 0)
-                    .unwrap_or((nodes_at, 0));
-                Err(self
-                    .error(ErrorKind::Cycle, format!("the nodes form a cycle: {}", names.join(" -> ")))
-                    .at(span, "this node depends on itself")
-                    .help("a network is a DAG: break the cycle by making one of these nodes read an earlier value"))
-            }
+    }
+
+    /// Checks the number of inputs of `draft`, the `index`-th node, written as `spec`.
+    fn check_arity(
+        &self,
+        draft: &Draft,
+        index: usize,
+        spec: &NodeSpec,
+        file: &NetworkFile,
+    ) -> Result<(), GraphError> {
+        let arity = draft
+            .entry
+            .build::<f64>(&draft.hyperparameters)
+            .map(|op| op.arity())
+            .map_err(|e| self.op_error(&draft.title(), &draft.entry, &draft.place, e))?;
+        let got = draft.inputs.len();
+        if arity.allows(got) {
+            return Ok(());
         }
+        let op = draft.op();
+        let name = &draft.name;
+        let takes = inputs_phrase(arity);
+        let message = format!("node \"{name}\": {op} takes {takes}, got {got}");
+        let given: Vec<&String> = spec
+            .input
+            .iter()
+            .chain(spec.inputs.iter().flatten())
+            .collect();
+        let help = if got == 0 {
+            // The node above it is what a file read from top to bottom most likely meant.
+            let above = index
+                .checked_sub(1)
+                .map(|i| file.nodes.0[i].0.as_str())
+                .or(file.inputs.0.first().map(|(n, _)| n.as_str()))
+                .unwrap_or("image");
+            if arity.allows(1) {
+                format!("name the value it reads, e.g. the node above it: `input: \"{above}\"`")
+            } else {
+                format!("name the values it reads: `inputs: [\"{above}\", ...]`")
+            }
+        } else if arity.allows(1) && got > 1 {
+            let combine: Vec<&str> = ["add", "concat", "mul"]
+                .into_iter()
+                .filter(|o| self.registry.get(o).is_some())
+                .collect();
+            let combine: Vec<String> = combine.into_iter().map(camel_case).collect();
+            let first = given.first().map_or("a", |g| g.as_str());
+            if combine.is_empty() {
+                format!("{op} reads one value: `input: \"{first}\"`")
+            } else {
+                format!(
+                    "{op} reads one value: `input: \"{first}\"`; combine several values first \
+                     with {}",
+                    combine.join(", ")
+                )
+            }
+        } else {
+            let listed: Vec<String> = given.iter().map(|g| format!("\"{g}\"")).collect();
+            format!("{op} takes {takes}: `inputs: [{}, ...]`", listed.join(", "))
+        };
+        let (span, label) = match draft.place.reads() {
+            Some(span) => (
+                span,
+                format!("{got} {}", if got == 1 { "input" } else { "inputs" }),
+            ),
+            None => (
+                draft.place.op_name(self.src()),
+                format!("{op} takes {takes}"),
+            ),
+        };
+        Err(self
+            .error(ErrorKind::Arity, message)
+            .at(span, label)
+            .help(help))
     }
 
     fn resolve_outputs(
@@ -406,34 +628,42 @@ impl Loader<'_> {
         file: &NetworkFile,
         names: &HashMap<String, ValueId>,
     ) -> Result<Vec<ValueId>, GraphError> {
-        let outputs_at = self.locate_field("outputs").unwrap_or(0);
+        let field = self.text.top_field("outputs").unwrap_or((0, 0));
+        let value = self.text.value_after(field.0 + field.1).unwrap_or(field);
+        if file.outputs.is_empty() {
+            let suggestion = match &file.loss {
+                Some(LossSpec::SoftmaxCrossEntropy { logits }) => logits.clone(),
+                Some(LossSpec::Mse { prediction, .. }) => prediction.clone(),
+                None => file
+                    .nodes
+                    .0
+                    .last()
+                    .map_or("logits".to_string(), |(n, _)| n.clone()),
+            };
+            return Err(self
+                .error(ErrorKind::Structure, "the network has no outputs")
+                .at(value, "empty")
+                .help(format!(
+                    "name the nodes whose values the network returns: `outputs: [\"{suggestion}\"]`"
+                )));
+        }
+        let (inside, _) = self.text.inside(value);
+        let spans = self.text.strings(inside);
         file.outputs
             .iter()
-            .map(|name| self.resolve_reference(name, "outputs", outputs_at, names))
+            .enumerate()
+            .map(|(i, name)| {
+                names.get(name).copied().ok_or_else(|| {
+                    self.unknown_reference(
+                        format!("`outputs` names \"{name}\", which is neither an input nor a node"),
+                        name,
+                        spans.get(i).copied().unwrap_or(value),
+                        names,
+                        "the names it can use",
+                    )
+                })
+            })
             .collect()
-    }
-
-    fn resolve_reference(
-        &self,
-        name: &str,
-        field: &str,
-        from: usize,
-        names: &HashMap<String, ValueId>,
-    ) -> Result<ValueId, GraphError> {
-        if let Some(&value) = names.get(name) {
-            return Ok(value);
-        }
-        let span = self.locate_string(name, from).unwrap_or((from, 0));
-        let mut error = self
-            .error(
-                ErrorKind::UnknownReference,
-                format!("`{field}` names \"{name}\", which is neither an input nor a node"),
-            )
-            .at(span, "unknown name");
-        if let Some(near) = nearest(name, names.keys().map(String::as_str)) {
-            error = error.help(format!("did you mean \"{near}\"?"));
-        }
-        Err(error)
     }
 
     /// Adds the loss as a last node, `loss`, and its implicit inputs.
@@ -444,11 +674,31 @@ impl Loader<'_> {
         drafts: &mut Vec<Draft>,
         names: &HashMap<String, ValueId>,
     ) -> Result<(), GraphError> {
-        let loss_at = self.locate_field("loss").unwrap_or(0);
-        let loss_span = (loss_at, "loss".len());
-        let (op, reads) = match loss {
+        let field = self.text.top_field("loss").unwrap_or((0, 0));
+        let value = self.text.value_after(field.0 + field.1).unwrap_or(field);
+        let (inside, depth) = self.text.inside(value);
+        let locate = |name: &str| -> Span {
+            self.text
+                .field(name, inside.clone(), depth)
+                .and_then(|f| self.text.value_after(f.0 + f.1))
+                .unwrap_or(value)
+        };
+        let resolve = |reference: &str, field: &str| -> Result<(ValueId, Span), GraphError> {
+            let span = locate(field);
+            match names.get(reference) {
+                Some(&v) => Ok((v, span)),
+                None => Err(self.unknown_reference(
+                    format!("the loss reads \"{reference}\", which is neither an input nor a node"),
+                    reference,
+                    span,
+                    names,
+                    "the names it can read",
+                )),
+            }
+        };
+        let (op, reads, spans) = match loss {
             LossSpec::SoftmaxCrossEntropy { logits } => {
-                let logits = self.resolve_reference(logits, "loss", loss_at, names)?;
+                let (logits, span) = resolve(logits, "logits")?;
                 inputs.push(GraphInput {
                     name: LABELS_INPUT.to_string(),
                     shape: vec![],
@@ -457,15 +707,20 @@ impl Loader<'_> {
                 (
                     "softmax_cross_entropy",
                     vec![logits, ValueId::Input(inputs.len() - 1)],
+                    vec![Some(span), None],
                 )
             }
             LossSpec::Mse { prediction, target } => {
-                let prediction = self.resolve_reference(prediction, "loss", loss_at, names)?;
-                let target = self.resolve_reference(target, "loss", loss_at, names)?;
+                let (prediction, prediction_span) = resolve(prediction, "prediction")?;
+                let (target, target_span) = resolve(target, "target")?;
                 if let ValueId::Input(i) = target {
                     inputs[i].kind = InputKind::Target;
                 }
-                ("mse", vec![prediction, target])
+                (
+                    "mse",
+                    vec![prediction, target],
+                    vec![Some(prediction_span), Some(target_span)],
+                )
             }
         };
         let Some(entry) = self.registry.get(op).copied() else {
@@ -477,152 +732,26 @@ impl Loader<'_> {
                         camel_case(op)
                     ),
                 )
-                .at(loss_span, "this loss"));
+                .at(value, "this loss")
+                .help(format!("register `{}` with the other ops", camel_case(op))));
         };
         drafts.push(Draft {
             name: LOSS_NODE.to_string(),
             entry,
             hyperparameters: "()".to_string(),
-            op_span: loss_span,
+            place: Place {
+                key: field,
+                op: value,
+                input: None,
+                inputs: None,
+            },
             inputs: reads,
+            reads: spans,
         });
         Ok(())
     }
 
-    /// Runs every node's shape rule in `order`, at batch size [`INFERENCE_BATCH`].
-    fn infer_shapes(
-        &self,
-        inputs: &[GraphInput],
-        drafts: Vec<Draft>,
-        order: &[usize],
-    ) -> Result<Vec<Node>, GraphError> {
-        let batched = |shape: &[usize]| -> Vec<usize> {
-            std::iter::once(INFERENCE_BATCH)
-                .chain(shape.iter().copied())
-                .collect()
-        };
-        let mut shapes: Vec<Option<Vec<usize>>> = vec![None; drafts.len()];
-        let mut built: Vec<Option<(Vec<Param>, u64)>> = vec![None; drafts.len()];
-        for &index in order {
-            let draft = &drafts[index];
-            let op = draft
-                .entry
-                .build::<f64>(&draft.hyperparameters)
-                .map_err(|e| self.op_error(&draft.name, draft.op_span, e))?;
-            let data: Vec<Vec<usize>> = draft
-                .inputs
-                .iter()
-                .map(|&v| match v {
-                    ValueId::Input(i) => batched(&inputs[i].shape),
-                    ValueId::Node(n) => batched(shapes[n].as_deref().unwrap_or(&[])),
-                })
-                .collect();
-            let data_refs: Vec<&[usize]> = data.iter().map(Vec::as_slice).collect();
-            let shape_error = |e: CoreError| self.shape_error(draft, &drafts, inputs, &shapes, e);
-            let specs = op.params(&data_refs).map_err(shape_error)?;
-            let mut all = data.clone();
-            all.extend(specs.iter().map(|s| s.shape.clone()));
-            let all_refs: Vec<&[usize]> = all.iter().map(Vec::as_slice).collect();
-            let output = op.output_shape(&all_refs).map_err(shape_error)?;
-            let flops = op.flops(&all_refs);
-            let params = specs
-                .into_iter()
-                .map(|spec| Param {
-                    name: format!("{}.{}", draft.name, spec.name),
-                    spec,
-                })
-                .collect();
-            shapes[index] = Some(output.get(1..).map(<[usize]>::to_vec).unwrap_or_default());
-            built[index] = Some((params, flops));
-        }
-        Ok(drafts
-            .into_iter()
-            .zip(shapes.into_iter().zip(built))
-            .map(|(draft, (shape, built))| {
-                let (params, flops) = built.unwrap_or_default();
-                Node {
-                    name: draft.name,
-                    op: draft.entry.name,
-                    hyperparameters: draft.hyperparameters,
-                    inputs: draft.inputs,
-                    params,
-                    shape: shape.unwrap_or_default(),
-                    flops: flops / INFERENCE_BATCH as u64,
-                    entry: draft.entry,
-                }
-            })
-            .collect())
-    }
-
-    fn shape_error(
-        &self,
-        draft: &Draft,
-        drafts: &[Draft],
-        inputs: &[GraphInput],
-        shapes: &[Option<Vec<usize>>],
-        error: CoreError,
-    ) -> GraphError {
-        let kind = if matches!(error, CoreError::Hyperparameter { .. }) {
-            ErrorKind::Hyperparameter
-        } else {
-            ErrorKind::Shape
-        };
-        // The chain of first inputs back to a graph input, with each value's shape.
-        let describe = |start: ValueId| -> String {
-            let mut chain = Vec::new();
-            let mut value = start;
-            loop {
-                match value {
-                    ValueId::Input(i) => {
-                        chain.push(format!("{} {:?}", inputs[i].name, inputs[i].shape));
-                        break;
-                    }
-                    ValueId::Node(n) => {
-                        chain.push(format!(
-                            "{} {:?}",
-                            drafts[n].name,
-                            shapes[n].as_deref().unwrap_or(&[])
-                        ));
-                        match drafts[n].inputs.first() {
-                            Some(&next) if chain.len() < 8 => value = next,
-                            _ => break,
-                        }
-                    }
-                }
-            }
-            chain.reverse();
-            chain.join(" -> ")
-        };
-        let paths: Vec<String> = draft
-            .inputs
-            .iter()
-            .enumerate()
-            .map(|(i, &v)| format!("input {i}: {}", describe(v)))
-            .collect();
-        let label = if kind == ErrorKind::Shape {
-            "these shapes do not fit"
-        } else {
-            "this hyperparameter"
-        };
-        let help = if kind == ErrorKind::Shape {
-            format!(
-                "per-sample shapes (the batch axis omitted), as they arrive: {}",
-                paths.join("; ")
-            )
-        } else {
-            "fix the value; graphs/README.md lists each op's hyperparameters and their ranges"
-                .to_string()
-        };
-        let message = match error {
-            CoreError::Node { source, .. } => source.to_string(),
-            other => other.to_string(),
-        };
-        self.error(kind, format!("node \"{}\": {message}", draft.name))
-            .at(draft.op_span, label)
-            .help(help)
-    }
-
-    fn unused_nodes(&self, graph: &Graph, nodes_at: usize) -> Vec<GraphError> {
+    fn unused_nodes(&self, graph: &Graph, places: &[Place]) -> Vec<GraphError> {
         let mut used = vec![false; graph.nodes.len()];
         let mut stack: Vec<usize> = graph
             .outputs
@@ -646,11 +775,10 @@ impl Loader<'_> {
             .nodes
             .iter()
             .zip(used)
-            .filter(|(_, used)| !used)
-            .map(|(node, _)| {
-                let span = self
-                    .locate_key(&node.name, nodes_at, 0)
-                    .unwrap_or((nodes_at, 0));
+            .enumerate()
+            .filter(|(_, (_, used))| !used)
+            .map(|(index, (node, _))| {
+                let span = places.get(index).map_or((0, 0), |p| p.key);
                 self.error(
                     ErrorKind::UnusedNode,
                     format!(
@@ -664,135 +792,10 @@ impl Loader<'_> {
             .collect()
     }
 
-    /// The byte offset of 1-based `line` and `column` (in characters).
-    fn offset(&self, line: usize, column: usize) -> usize {
-        offset_in(self.text, line, column)
+    /// The 1-based line of byte offset `at`.
+    fn line(&self, at: Span) -> usize {
+        self.text.line(at.0)
     }
-
-    /// The offset of a top-level field name (`nodes:`), the first occurrence followed by `:`.
-    fn locate_field(&self, field: &str) -> Option<usize> {
-        let mut from = 0;
-        while let Some(i) = self.text[from..].find(field) {
-            let at = from + i;
-            let before_ok = at == 0
-                || !self.text[..at]
-                    .ends_with(|c: char| c.is_alphanumeric() || c == '_' || c == '"');
-            let after = self.text[at + field.len()..].trim_start();
-            if before_ok && after.starts_with(':') {
-                return Some(at);
-            }
-            from = at + field.len();
-        }
-        None
-    }
-
-    /// The span of the `skip`-th (0-based) key `"name":` after `from`.
-    fn locate_key(&self, name: &str, from: usize, skip: usize) -> Option<(usize, usize)> {
-        let quoted = format!("\"{name}\"");
-        let mut search = from;
-        let mut seen = 0;
-        while let Some(i) = self.text.get(search..)?.find(&quoted) {
-            let at = search + i;
-            if self.text[at + quoted.len()..].trim_start().starts_with(':') {
-                if seen == skip {
-                    return Some((at, quoted.len()));
-                }
-                seen += 1;
-            }
-            search = at + quoted.len();
-        }
-        None
-    }
-
-    /// The span of the first string `"name"` after `from`.
-    fn locate_string(&self, name: &str, from: usize) -> Option<(usize, usize)> {
-        let quoted = format!("\"{name}\"");
-        self.text
-            .get(from..)?
-            .find(&quoted)
-            .map(|i| (from + i, quoted.len()))
-    }
-}
-
-/// The byte offset of 1-based `line` and `column` (in characters) in `text`.
-fn offset_in(text: &str, line: usize, column: usize) -> usize {
-    let line_start: usize = text
-        .split_inclusive('\n')
-        .take(line.saturating_sub(1))
-        .map(str::len)
-        .sum();
-    let rest = &text[line_start.min(text.len())..];
-    let in_line = rest
-        .char_indices()
-        .nth(column.saturating_sub(1))
-        .map_or(rest.len(), |(i, _)| i);
-    (line_start + in_line).min(text.len())
-}
-
-/// A simple cycle through `start`, as node weights, `start` first and last.
-fn find_cycle(dag: &DiGraph<usize, ()>, start: usize) -> Vec<usize> {
-    let component: HashSet<NodeIndex> = tarjan_scc(dag)
-        .into_iter()
-        .find(|c| c.iter().any(|&v| dag[v] == start))
-        .unwrap_or_default()
-        .into_iter()
-        .collect();
-    let Some(&first) = component.iter().find(|&&v| dag[v] == start) else {
-        return vec![start, start];
-    };
-    // Depth-first search inside the component for a path back to `first`.
-    let mut path = vec![first];
-    let mut visited = HashSet::from([first]);
-    fn dfs(
-        dag: &DiGraph<usize, ()>,
-        within: &HashSet<NodeIndex>,
-        target: NodeIndex,
-        path: &mut Vec<NodeIndex>,
-        visited: &mut HashSet<NodeIndex>,
-    ) -> bool {
-        let Some(&here) = path.last() else {
-            return false;
-        };
-        let mut next: Vec<NodeIndex> = dag.neighbors(here).filter(|n| within.contains(n)).collect();
-        next.sort_by_key(|n| dag[*n]);
-        for n in next {
-            if n == target {
-                path.push(n);
-                return true;
-            }
-            if visited.insert(n) {
-                path.push(n);
-                if dfs(dag, within, target, path, visited) {
-                    return true;
-                }
-                path.pop();
-            }
-        }
-        false
-    }
-    dfs(dag, &component, first, &mut path, &mut visited);
-    path.into_iter().map(|v| dag[v]).collect()
-}
-
-/// Nodes grouped by depth (inputs have depth 0, a node one more than its deepest input).
-fn waves(nodes: &[Node], order: &[usize]) -> Vec<Vec<usize>> {
-    let mut depth = vec![0usize; nodes.len()];
-    for &n in order {
-        depth[n] = 1 + nodes[n]
-            .inputs
-            .iter()
-            .map(|v| match v {
-                ValueId::Node(m) => depth[*m],
-                ValueId::Input(_) => 0,
-            })
-            .max()
-            .unwrap_or(0);
-    }
-    let mut waves = vec![Vec::new(); depth.iter().copied().max().unwrap_or(0)];
-    for (n, &d) in depth.iter().enumerate() {
-        waves[d - 1].push(n);
-    }
-    waves
 }
 
 /// `MaxPool2d` -> `max_pool2d`: the registry's names from the file's; snake_case passes through.
@@ -862,13 +865,5 @@ mod tests {
         assert_eq!(nearest("imgae", names.into_iter()), Some("image"));
         assert_eq!(nearest("Relu", names.into_iter()), Some("relu"));
         assert_eq!(nearest("softmax", names.into_iter()), None);
-    }
-
-    #[test]
-    fn offsets_count_characters_from_one() {
-        let text = "ab\ncdé\nf";
-        assert_eq!(offset_in(text, 1, 1), 0);
-        assert_eq!(offset_in(text, 2, 3), 5);
-        assert_eq!(offset_in(text, 3, 1), 8);
     }
 }
