@@ -74,6 +74,7 @@ pub fn evaluate(
         .ok_or_else(|| Error::Tape(format!("{} has no output", graph.name)))?;
     let (mut loss_sum, mut correct, mut predictions) =
         (0.0f64, 0usize, Vec::with_capacity(set.len()));
+    let (mut rows, mut classes): (Vec<f32>, usize) = (Vec::new(), 0);
     for (images, labels) in Batches::in_order(set, batch)? {
         let mut tape = Tape::inference();
         let forward =
