@@ -423,13 +423,11 @@ mod tests {
         };
         assert_eq!(
             error("Swish(beta: inf)"),
-            "custom_op.ron:6:24: node \"swish\": swish: invalid hyperparameter: beta must be a \
-             finite number, got inf"
+            "custom_op.ron:6:30: node \"swish\": Swish: beta must be a finite number, got inf"
         );
         assert_eq!(
             error("Swish(bta: 1.5)"),
-            "custom_op.ron:6:30: node \"swish\": swish: Unexpected field named `bta` in \
-             `Swish`, expected `beta` instead"
+            "custom_op.ron:6:30: node \"swish\": Swish: no hyperparameter named `bta`"
         );
     }
 }
