@@ -238,6 +238,9 @@ impl Loader<'_> {
                 })
                 .collect();
             let output = ruled.output;
+            if draft.name != LOSS_NODE {
+                self.check_batch_axis(draft, op.as_ref(), &known, &output)?;
+            }
             shapes[index] = Some(output.get(1..).map(<[usize]>::to_vec).unwrap_or_default());
             built[index] = Some((params, flops));
         }
@@ -258,6 +261,60 @@ impl Loader<'_> {
                 }
             })
             .collect())
+    }
+
+    /// Shapes are inferred at batch 1, where an op that reads or folds the batch axis looks
+    /// like one that does not: a `Reshape` with a literal batch size, a `Sum` over every axis,
+    /// a `Concat` along axis 0, per-sample shapes that broadcast only at batch 1. Running the
+    /// shape rule again at a second batch size tells them apart: every node but the loss must
+    /// give `[N, per-sample shape...]` for a batch of N.
+    fn check_batch_axis(
+        &self,
+        draft: &Draft,
+        op: &dyn Op<f64>,
+        known: &Known,
+        output: &[usize],
+    ) -> Result<(), GraphError> {
+        // Two more batch sizes, small enough that messages stay readable; two, because a
+        // per-sample [3] broadcast against a per-sample [2, 3] fits at batch 2 (mixing samples)
+        // and fails only at 3.
+        let help = "every node must keep the batch axis first and leave it alone: axis 0 is the \
+                    batch (count axes from 1, or from the end), a Reshape writes -1 for the \
+                    batch, Sum and Mean need `axes`, and inputs combined by Add or Mul need \
+                    per-sample shapes of the same rank";
+        for batch in [2, 3] {
+            let probe: Vec<Vec<usize>> = draft
+                .inputs
+                .iter()
+                .map(|&v| known.batched(v, batch))
+                .collect();
+            let problem = match shape_rule(op, &probe) {
+                Err(e) => format!(
+                    "works for a batch of 1 but not of {batch}: {}",
+                    complaint(&e)
+                ),
+                Ok(ruled)
+                    if output.first() == Some(&INFERENCE_BATCH)
+                        && ruled.output.first() == Some(&batch)
+                        && ruled.output.get(1..) == output.get(1..) =>
+                {
+                    continue;
+                }
+                Ok(ruled) => format!(
+                    "does not keep the batch axis: its output is {output:?} for a batch of 1 \
+                     and {:?} for a batch of {batch}",
+                    ruled.output
+                ),
+            };
+            return Err(self
+                .error(
+                    ErrorKind::Shape,
+                    format!("{}: {}: {problem}", draft.title(), draft.op()),
+                )
+                .at(draft.place.op, "this op")
+                .help(help));
+        }
+        Ok(())
     }
 
     /// Softmax cross-entropy needs class scores, `[N, classes]`: a common slip is pointing
