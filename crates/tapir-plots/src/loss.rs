@@ -72,11 +72,22 @@ pub fn loss_curves(path: impl AsRef<Path>, title: &str, curves: &[Curve]) -> Res
         ));
     };
     let lo = lo.min(0.0);
-    let hi = if hi > lo {
+    let top = if hi > lo {
         hi + 0.05 * (hi - lo)
     } else {
         lo + 1.0
     };
+    // plotters never finishes laying out ticks on an infinite range.
+    if !top.is_finite() {
+        return Err(PlotError::input(
+            path,
+            format!(
+                "the losses span {lo:e} to {hi:e}, too wide a range to draw: leave out the values \
+                 of a diverged run"
+            ),
+        ));
+    }
+    let hi = top;
     let epochs = curves.iter().map(|c| c.values.len()).max().unwrap_or(0);
     // A single epoch sits in the middle of 0..2 rather than on the axis.
     let epoch_axis = match i32::try_from(epochs) {
@@ -374,6 +385,28 @@ mod tests {
             "loss.png: no curve has a finite value (each is empty, NaN or infinite): there is \
              nothing to draw"
         );
+    }
+
+    #[test]
+    fn a_range_too_wide_for_the_axis_is_an_error() {
+        let huge = [curve("fcn", "train", &[f64::MAX, 1.0], false)];
+        assert_eq!(
+            loss_curves("loss.png", "t", &huge).unwrap_err().to_string(),
+            "loss.png: the losses span 0e0 to 1.7976931348623157e308, too wide a range to draw: \
+             leave out the values of a diverged run"
+        );
+        let wide = [curve("fcn", "train", &[-1e308, 1e308], false)];
+        assert!(loss_curves("loss.png", "t", &wide).is_err());
+    }
+
+    #[test]
+    fn tiny_and_flat_losses_still_draw() {
+        let dir = scratch();
+        for (i, values) in [[1e-30, 3e-30], [5.0, 5.0], [0.0, 0.0]].iter().enumerate() {
+            let path = dir.path().join(format!("flat{i}.png"));
+            loss_curves(&path, "t", &[curve("m", "train", values, false)]).unwrap();
+            assert!(count(&decode(&path), PALETTE[0]) > 100, "case {i}");
+        }
     }
 
     #[test]
