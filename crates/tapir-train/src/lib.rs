@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod data;
+pub mod demo;
 mod error;
 pub mod optim;
 pub mod train;
