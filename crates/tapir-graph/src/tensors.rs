@@ -224,8 +224,8 @@ const LABELS: &str = "integers (I64, I32, I16, I8, U8...), F32 and F64 for label
 
 /// Writes named tensors to a safetensors file at `path`, every value converted to `dtype`.
 ///
-/// The file is written whole to a temporary file beside `path`, then renamed over it, so an
-/// interrupted save never leaves half a file.
+/// The file gets the permissions of any new file (the safetensors crate's own writer makes
+/// private temporary files, which surprises whoever shares the results).
 pub fn save_tensors<'a, F: Float>(
     path: impl AsRef<Path>,
     tensors: impl IntoIterator<Item = (&'a str, &'a ArrayD<F>)>,
@@ -243,11 +243,13 @@ pub fn save_tensors<'a, F: Float>(
         }
         encoded.push((name.to_string(), Encoded::new(array, dtype)));
     }
-    safetensors::serialize_to_file(encoded, None, path).map_err(|e| TensorError::Io {
+    let write_error = |message: String| TensorError::Io {
         path: path.to_path_buf(),
         action: "write the file",
-        message: e.to_string(),
-    })
+        message,
+    };
+    let bytes = safetensors::serialize(encoded, None).map_err(|e| write_error(e.to_string()))?;
+    std::fs::write(path, bytes).map_err(|e| write_error(e.to_string()))
 }
 
 /// One tensor in the file's byte layout: little-endian, row-major.
