@@ -830,7 +830,10 @@ pub fn camel_case(name: &str) -> String {
 }
 
 /// The candidate closest to `name`, if it is close enough to be a likely typo.
-fn nearest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+pub(crate) fn nearest<'a>(
+    name: &str,
+    candidates: impl Iterator<Item = &'a str>,
+) -> Option<&'a str> {
     let lower = name.to_lowercase();
     candidates
         .map(|c| (strsim::levenshtein(&lower, &c.to_lowercase()), c))
