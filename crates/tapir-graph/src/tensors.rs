@@ -231,6 +231,18 @@ pub fn save_tensors<'a, F: Float>(
     tensors: impl IntoIterator<Item = (&'a str, &'a ArrayD<F>)>,
     dtype: Dtype,
 ) -> Result<(), TensorError> {
+    save_tensors_with_metadata(path, tensors, dtype, &BTreeMap::new())
+}
+
+/// [`save_tensors`] with text metadata in the file's header (safetensors' `__metadata__`),
+/// read back by [`TensorFile::metadata`]. The file is written beside `path` first and then
+/// renamed over it, so an interrupted save never leaves half a file.
+pub fn save_tensors_with_metadata<'a, F: Float>(
+    path: impl AsRef<Path>,
+    tensors: impl IntoIterator<Item = (&'a str, &'a ArrayD<F>)>,
+    dtype: Dtype,
+    metadata: &BTreeMap<String, String>,
+) -> Result<(), TensorError> {
     let path = path.as_ref();
     let mut seen = BTreeSet::new();
     let mut encoded = Vec::new();
@@ -248,8 +260,13 @@ pub fn save_tensors<'a, F: Float>(
         action: "write the file",
         message,
     };
-    let bytes = safetensors::serialize(encoded, None).map_err(|e| write_error(e.to_string()))?;
-    std::fs::write(path, bytes).map_err(|e| write_error(e.to_string()))
+    let metadata = (!metadata.is_empty()).then(|| metadata.clone().into_iter().collect());
+    let bytes = safetensors::serialize(encoded, metadata).map_err(|e| write_error(e.to_string()))?;
+    let mut partial = path.as_os_str().to_owned();
+    partial.push(".partial");
+    let partial = PathBuf::from(partial);
+    std::fs::write(&partial, bytes).map_err(|e| write_error(e.to_string()))?;
+    std::fs::rename(&partial, path).map_err(|e| write_error(e.to_string()))
 }
 
 /// One tensor in the file's byte layout: little-endian, row-major.
@@ -306,6 +323,7 @@ impl View for Encoded {
 pub struct TensorFile {
     path: PathBuf,
     tensors: BTreeMap<String, Stored>,
+    metadata: BTreeMap<String, String>,
 }
 
 /// One tensor as the file stores it.
@@ -346,7 +364,17 @@ impl TensorFile {
                 (name.to_string(), stored)
             })
             .collect();
-        Ok(TensorFile { path, tensors })
+        let metadata = SafeTensors::read_metadata(bytes)
+            .ok()
+            .and_then(|(_, header)| header.metadata().clone())
+            .map(|m| m.into_iter().collect())
+            .unwrap_or_default();
+        Ok(TensorFile { path, tensors, metadata })
+    }
+
+    /// The text metadata of the file's header (empty when it has none).
+    pub fn metadata(&self) -> &BTreeMap<String, String> {
+        &self.metadata
     }
 
     /// The file's path, as given.

@@ -6,10 +6,12 @@
 
 #![forbid(unsafe_code)]
 
+pub mod checkpoint;
 pub mod data;
 pub mod demo;
 mod error;
 pub mod optim;
+pub mod run;
 pub mod train;
 
 pub use error::{Result, TrainError};

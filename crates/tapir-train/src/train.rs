@@ -7,7 +7,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use ndarray::{Array2, ArrayD, Ix2};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tapir_core::{Error, Tape};
 use tapir_graph::{Network, Params, ValueId};
 
@@ -16,7 +16,7 @@ use crate::error::Result;
 use crate::optim::Optimizer;
 
 /// Mean loss and accuracy over a set.
-#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 pub struct Metrics {
     /// Mean softmax cross-entropy.
     pub loss: f64,
@@ -136,7 +136,7 @@ impl TrainConfig {
 }
 
 /// One epoch's figures.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EpochRecord {
     /// 1-based.
     pub epoch: usize,
