@@ -7,10 +7,12 @@
 #![forbid(unsafe_code)]
 
 mod check;
+mod demo;
 mod grad;
 mod gradcheck;
 mod ops;
 mod output;
+mod train;
 
 use std::process::ExitCode;
 
@@ -26,6 +28,8 @@ pub use output::Failure;
     about = "Tape-based reverse-mode automatic differentiation over networks written as RON files",
     arg_required_else_help = true,
     after_help = "Examples:
+  tapir demo
+  tapir train graphs/cnn-1.ron --epochs 5
   tapir check graphs/cnn-1.ron
   tapir gradcheck graphs/cnn-1.ron
   tapir grad graphs/cnn-1.ron --inputs batch.safetensors --out grads.safetensors"
@@ -37,6 +41,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    Demo(demo::DemoArgs),
+    Train(train::TrainArgs),
     Check(check::CheckArgs),
     Dot(check::DotArgs),
     Gradcheck(gradcheck::GradcheckArgs),
@@ -73,6 +79,8 @@ pub fn main() -> ExitCode {
 pub fn try_main(cli: Cli) -> Result<(), Failure> {
     let mut out = output::Out::stdout();
     match cli.command {
+        Command::Demo(args) => demo::run(&args, &mut out),
+        Command::Train(args) => train::run(&args, &mut out),
         Command::Check(args) => check::check(&args, &mut out),
         Command::Dot(args) => check::dot(&args, &mut out),
         Command::Gradcheck(args) => gradcheck::run(&args, &mut out),

@@ -99,4 +99,6 @@ pub use graph::{Graph, GraphInput, InputKind, Node, Param, ValueId};
 pub use load::{LABELS_INPUT, LOSS_NODE, camel_case, snake_case};
 pub use schema::{Init, InitSpec, LossSpec, NetworkFile, NodeSpec};
 pub use summary::group_digits;
-pub use tensors::{Dtype, Mismatch, Problem, TensorError, TensorFile, save_tensors, save_tensors_with_metadata};
+pub use tensors::{
+    Dtype, Mismatch, Problem, TensorError, TensorFile, save_tensors, save_tensors_with_metadata,
+};

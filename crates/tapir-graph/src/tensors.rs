@@ -261,7 +261,8 @@ pub fn save_tensors_with_metadata<'a, F: Float>(
         message,
     };
     let metadata = (!metadata.is_empty()).then(|| metadata.clone().into_iter().collect());
-    let bytes = safetensors::serialize(encoded, metadata).map_err(|e| write_error(e.to_string()))?;
+    let bytes =
+        safetensors::serialize(encoded, metadata).map_err(|e| write_error(e.to_string()))?;
     let mut partial = path.as_os_str().to_owned();
     partial.push(".partial");
     let partial = PathBuf::from(partial);
@@ -369,7 +370,11 @@ impl TensorFile {
             .and_then(|(_, header)| header.metadata().clone())
             .map(|m| m.into_iter().collect())
             .unwrap_or_default();
-        Ok(TensorFile { path, tensors, metadata })
+        Ok(TensorFile {
+            path,
+            tensors,
+            metadata,
+        })
     }
 
     /// The text metadata of the file's header (empty when it has none).

@@ -40,7 +40,12 @@ pub struct Checkpoint {
 impl Checkpoint {
     /// Writes the checkpoint to `path`.
     pub fn save(&self, path: &Path) -> Result<()> {
-        let names: Vec<&str> = self.params.tensors.iter().map(|(n, _)| n.as_str()).collect();
+        let names: Vec<&str> = self
+            .params
+            .tensors
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .collect();
         let mut tensors: Vec<(String, &ArrayD<f32>)> = Vec::new();
         for (name, value) in &self.params.tensors {
             tensors.push((format!("param.{name}"), value));
@@ -56,35 +61,72 @@ impl Checkpoint {
             ("epoch".to_string(), self.epoch.to_string()),
             ("seed".to_string(), self.seed.to_string()),
             ("optimizer".to_string(), to_json(&self.optimizer.kind)?),
-            ("optimizer_step".to_string(), self.optimizer.step.to_string()),
+            (
+                "optimizer_step".to_string(),
+                self.optimizer.step.to_string(),
+            ),
             ("history".to_string(), to_json(&self.history)?),
         ]);
         for (key, value) in &self.settings {
             metadata.insert(format!("setting.{key}"), value.clone());
         }
-        save_tensors_with_metadata(path, tensors.iter().map(|(n, t)| (n.as_str(), *t)), Dtype::F32, &metadata)
-            .map_err(|e| TrainError::file(path, e.to_string()))
+        save_tensors_with_metadata(
+            path,
+            tensors.iter().map(|(n, t)| (n.as_str(), *t)),
+            Dtype::F32,
+            &metadata,
+        )
+        .map_err(|e| TrainError::file(path, e.to_string()))
     }
 
     /// Reads the checkpoint at `path` for `graph`'s parameters.
     pub fn load(path: &Path, graph: &Graph) -> Result<Self> {
         let file = TensorFile::open(path).map_err(|e| TrainError::file(path, e.to_string()))?;
-        let bad = |what: String| TrainError::file(path, format!("{what}; it is not a checkpoint of this run (delete it, or train without --resume)"));
+        let bad = |what: String| {
+            TrainError::file(
+                path,
+                format!(
+                    "{what}; it is not a checkpoint of this run (delete it, or train without --resume)"
+                ),
+            )
+        };
         let meta = file.metadata();
-        let field = |key: &str| meta.get(key).ok_or_else(|| bad(format!("the checkpoint has no `{key}`")));
+        let field = |key: &str| {
+            meta.get(key)
+                .ok_or_else(|| bad(format!("the checkpoint has no `{key}`")))
+        };
         if field("format")? != FORMAT {
-            return Err(bad(format!("unknown checkpoint format {:?}", meta.get("format"))));
+            return Err(bad(format!(
+                "unknown checkpoint format {:?}",
+                meta.get("format")
+            )));
         }
-        let number = |key: &str| -> Result<u64> { field(key)?.parse().map_err(|_| bad(format!("`{key}` is not a number"))) };
-        let kind: OptimizerKind = serde_json::from_str(field("optimizer")?).map_err(|e| bad(format!("`optimizer`: {e}")))?;
-        let history: Vec<EpochRecord> = serde_json::from_str(field("history")?).map_err(|e| bad(format!("`history`: {e}")))?;
-        let tensor = |name: String| -> Result<ArrayD<f32>> { file.tensor::<f32>(&name).map_err(|e| TrainError::file(path, e.to_string())) };
-        let mut params = Params { tensors: Vec::new() };
+        let number = |key: &str| -> Result<u64> {
+            field(key)?
+                .parse()
+                .map_err(|_| bad(format!("`{key}` is not a number")))
+        };
+        let kind: OptimizerKind = serde_json::from_str(field("optimizer")?)
+            .map_err(|e| bad(format!("`optimizer`: {e}")))?;
+        let history: Vec<EpochRecord> =
+            serde_json::from_str(field("history")?).map_err(|e| bad(format!("`history`: {e}")))?;
+        let tensor = |name: String| -> Result<ArrayD<f32>> {
+            file.tensor::<f32>(&name)
+                .map_err(|e| TrainError::file(path, e.to_string()))
+        };
+        let mut params = Params {
+            tensors: Vec::new(),
+        };
         let (mut first, mut second) = (Vec::new(), Vec::new());
         for param in graph.params() {
             let value = tensor(format!("param.{}", param.name))?;
             if value.shape() != param.spec.shape.as_slice() {
-                return Err(bad(format!("`param.{}` has shape {:?}, the network needs {:?}", param.name, value.shape(), param.spec.shape)));
+                return Err(bad(format!(
+                    "`param.{}` has shape {:?}, the network needs {:?}",
+                    param.name,
+                    value.shape(),
+                    param.spec.shape
+                )));
             }
             params.tensors.push((param.name.clone(), value));
             first.push(tensor(format!("optimizer.first.{}", param.name))?);
@@ -92,13 +134,22 @@ impl Checkpoint {
                 second.push(tensor(format!("optimizer.second.{}", param.name))?);
             }
         }
-        let settings = meta.iter().filter_map(|(k, v)| Some((k.strip_prefix("setting.")?.to_string(), v.clone()))).collect();
+        let settings = meta
+            .iter()
+            .filter_map(|(k, v)| Some((k.strip_prefix("setting.")?.to_string(), v.clone())))
+            .collect();
         Ok(Checkpoint {
-            epoch: usize::try_from(number("epoch")?).map_err(|_| bad("`epoch` is too large".into()))?,
+            epoch: usize::try_from(number("epoch")?)
+                .map_err(|_| bad("`epoch` is too large".into()))?,
             seed: number("seed")?,
             settings,
             params,
-            optimizer: Optimizer { kind, step: number("optimizer_step")?, first, second },
+            optimizer: Optimizer {
+                kind,
+                step: number("optimizer_step")?,
+                first,
+                second,
+            },
             history,
         })
     }
@@ -106,5 +157,6 @@ impl Checkpoint {
 
 /// JSON text of a structured metadata value.
 fn to_json(value: &impl serde::Serialize) -> Result<String> {
-    serde_json::to_string(value).map_err(|e| TrainError::file("checkpoint", format!("BUG: cannot encode: {e}")))
+    serde_json::to_string(value)
+        .map_err(|e| TrainError::file("checkpoint", format!("BUG: cannot encode: {e}")))
 }

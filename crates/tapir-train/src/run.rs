@@ -38,7 +38,11 @@ impl Layout {
     pub fn parse(name: &str) -> Result<Self> {
         match name {
             "quadrants" => Ok(Layout::Quadrants),
-            other => Err(tapir_core::Error::hyperparameter("train", format!("unknown layout \"{other}\"; the layouts are: quadrants")).into()),
+            other => Err(tapir_core::Error::hyperparameter(
+                "train",
+                format!("unknown layout \"{other}\"; the layouts are: quadrants"),
+            )
+            .into()),
         }
     }
 }
@@ -75,11 +79,17 @@ pub struct RunConfig {
 impl RunConfig {
     /// The settings a resumed run must share with the run it continues.
     fn settings(&self) -> BTreeMap<String, String> {
-        let file = self.graph.file_name().map_or_else(|| self.graph.display().to_string(), |f| f.to_string_lossy().into_owned());
+        let file = self.graph.file_name().map_or_else(
+            || self.graph.display().to_string(),
+            |f| f.to_string_lossy().into_owned(),
+        );
         BTreeMap::from([
             ("graph".to_string(), file),
             ("classes".to_string(), self.classes.names().join(",")),
-            ("layout".to_string(), format!("{:?}", self.layout).to_lowercase()),
+            (
+                "layout".to_string(),
+                format!("{:?}", self.layout).to_lowercase(),
+            ),
             ("batch".to_string(), self.batch.to_string()),
             ("optimizer".to_string(), format!("{:?}", self.optimizer)),
             ("augment".to_string(), self.augment.to_string()),
@@ -104,14 +114,19 @@ pub fn train_run(config: &RunConfig, log: &mut dyn FnMut(&str)) -> Result<RunSum
     let data = AnimalMnist::load(&config.data_dir)?;
     let Layout::Quadrants = config.layout;
     let sets = Quadrants::build(&data, config.classes, config.seed)?;
-    std::fs::create_dir_all(&config.out)
-        .map_err(|e| TrainError::file(&config.out, format!("cannot create the output folder: {e}")))?;
+    std::fs::create_dir_all(&config.out).map_err(|e| {
+        TrainError::file(&config.out, format!("cannot create the output folder: {e}"))
+    })?;
     let checkpoint_path = config.out.join(CHECKPOINT_FILE);
     let settings = config.settings();
     let (mut params, mut optimizer, mut history) = if config.resume {
         let checkpoint = Checkpoint::load(&checkpoint_path, &graph)?;
         check_same_run(&checkpoint_path, &checkpoint, config, &settings)?;
-        log(&format!("resuming after epoch {} from {}", checkpoint.epoch, checkpoint_path.display()));
+        log(&format!(
+            "resuming after epoch {} from {}",
+            checkpoint.epoch,
+            checkpoint_path.display()
+        ));
         (checkpoint.params, checkpoint.optimizer, checkpoint.history)
     } else {
         let params = network.init_params(config.seed);
@@ -119,7 +134,12 @@ pub fn train_run(config: &RunConfig, log: &mut dyn FnMut(&str)) -> Result<RunSum
         (params, optimizer, Vec::new())
     };
     let resumed_from = history.len();
-    let train_config = TrainConfig { epochs: config.epochs, batch: config.batch, seed: config.seed, progress: config.progress };
+    let train_config = TrainConfig {
+        epochs: config.epochs,
+        batch: config.batch,
+        seed: config.seed,
+        progress: config.progress,
+    };
     let training_set = |epoch: usize| -> Result<PlacedSet> {
         let mut set = sets.train.clone();
         if config.augment {
@@ -127,35 +147,64 @@ pub fn train_run(config: &RunConfig, log: &mut dyn FnMut(&str)) -> Result<RunSum
         }
         Ok(set)
     };
-    let validation = [("same", &sets.same), ("swapped", &sets.swapped), ("anywhere", &sets.anywhere)];
+    let validation = [
+        ("same", &sets.same),
+        ("swapped", &sets.swapped),
+        ("anywhere", &sets.anywhere),
+    ];
     let mut so_far = history.clone();
-    let new = fit(&network, &mut params, &mut optimizer, &train_config, resumed_from, training_set, &validation, |record, params, optimizer| {
-        so_far.push(record.clone());
-        log(&epoch_line(record, config.epochs));
-        let checkpoint = Checkpoint {
-            epoch: record.epoch,
-            seed: config.seed,
-            settings: settings.clone(),
-            params: params.clone(),
-            optimizer: optimizer.clone(),
-            history: so_far.clone(),
-        };
-        checkpoint.save(&checkpoint_path)?;
-        write_metrics(&config.out, &so_far)
-    })?;
+    let new = fit(
+        &network,
+        &mut params,
+        &mut optimizer,
+        &train_config,
+        resumed_from,
+        training_set,
+        &validation,
+        |record, params, optimizer| {
+            so_far.push(record.clone());
+            log(&epoch_line(record, config.epochs));
+            let checkpoint = Checkpoint {
+                epoch: record.epoch,
+                seed: config.seed,
+                settings: settings.clone(),
+                params: params.clone(),
+                optimizer: optimizer.clone(),
+                history: so_far.clone(),
+            };
+            checkpoint.save(&checkpoint_path)?;
+            write_metrics(&config.out, &so_far)
+        },
+    )?;
     history.extend(new);
-    params.save(config.out.join(PARAMS_FILE), Dtype::F32).map_err(|e| TrainError::file(config.out.join(PARAMS_FILE), e.to_string()))?;
+    params
+        .save(config.out.join(PARAMS_FILE), Dtype::F32)
+        .map_err(|e| TrainError::file(config.out.join(PARAMS_FILE), e.to_string()))?;
     write_metrics(&config.out, &history)?;
-    Ok(RunSummary { history, resumed_from })
+    Ok(RunSummary {
+        history,
+        resumed_from,
+    })
 }
 
-fn check_same_run(path: &Path, checkpoint: &Checkpoint, config: &RunConfig, settings: &BTreeMap<String, String>) -> Result<()> {
+fn check_same_run(
+    path: &Path,
+    checkpoint: &Checkpoint,
+    config: &RunConfig,
+    settings: &BTreeMap<String, String>,
+) -> Result<()> {
     let mut differences = Vec::new();
     if checkpoint.seed != config.seed {
-        differences.push(format!("seed: {} then, {} now", checkpoint.seed, config.seed));
+        differences.push(format!(
+            "seed: {} then, {} now",
+            checkpoint.seed, config.seed
+        ));
     }
     for (key, now) in settings {
-        let then = checkpoint.settings.get(key).map_or("(none)", String::as_str);
+        let then = checkpoint
+            .settings
+            .get(key)
+            .map_or("(none)", String::as_str);
         if then != now {
             differences.push(format!("{key}: {then} then, {now} now"));
         }
@@ -172,14 +221,20 @@ fn check_same_run(path: &Path, checkpoint: &Checkpoint, config: &RunConfig, sett
     if checkpoint.epoch >= config.epochs {
         return Err(TrainError::file(
             path,
-            format!("the run already reached epoch {}; ask for more with --epochs", checkpoint.epoch),
+            format!(
+                "the run already reached epoch {}; ask for more with --epochs",
+                checkpoint.epoch
+            ),
         ));
     }
     Ok(())
 }
 
 fn epoch_line(record: &EpochRecord, epochs: usize) -> String {
-    let mut line = format!("epoch {}/{epochs}: train {:.4} / {:.3}", record.epoch, record.train.loss, record.train.accuracy);
+    let mut line = format!(
+        "epoch {}/{epochs}: train {:.4} / {:.3}",
+        record.epoch, record.train.loss, record.train.accuracy
+    );
     for (name, m) in &record.validation {
         let _ = write!(line, ", {name} {:.4} / {:.3}", m.loss, m.accuracy);
     }
@@ -197,13 +252,18 @@ fn write_metrics(out: &Path, history: &[EpochRecord]) -> Result<()> {
     }
     csv.push_str(",seconds\n");
     for record in history {
-        let _ = write!(csv, "{},{},{}", record.epoch, record.train.loss, record.train.accuracy);
+        let _ = write!(
+            csv,
+            "{},{},{}",
+            record.epoch, record.train.loss, record.train.accuracy
+        );
         for (_, m) in &record.validation {
             let _ = write!(csv, ",{},{}", m.loss, m.accuracy);
         }
         let _ = writeln!(csv, ",{:.3}", record.seconds);
     }
     write_atomically(&out.join(METRICS_CSV), csv.as_bytes())?;
-    let json = serde_json::to_string_pretty(history).map_err(|e| TrainError::file(out.join(METRICS_JSON), format!("BUG: {e}")))?;
+    let json = serde_json::to_string_pretty(history)
+        .map_err(|e| TrainError::file(out.join(METRICS_JSON), format!("BUG: {e}")))?;
     write_atomically(&out.join(METRICS_JSON), json.as_bytes())
 }

@@ -30,13 +30,25 @@ fn config(out: &Path, epochs: usize, resume: bool) -> RunConfig {
 fn param_bits(out: &Path) -> Vec<(String, Vec<u32>)> {
     let file = TensorFile::open(out.join(PARAMS_FILE)).unwrap();
     file.names()
-        .map(|name| (name.to_string(), file.tensor::<f32>(name).unwrap().iter().map(|x| x.to_bits()).collect()))
+        .map(|name| {
+            (
+                name.to_string(),
+                file.tensor::<f32>(name)
+                    .unwrap()
+                    .iter()
+                    .map(|x| x.to_bits())
+                    .collect(),
+            )
+        })
         .collect()
 }
 
 /// Everything but the wall-clock seconds.
 fn figures(history: &[EpochRecord]) -> Vec<String> {
-    history.iter().map(|r| format!("{} {:?} {:?}", r.epoch, r.train, r.validation)).collect()
+    history
+        .iter()
+        .map(|r| format!("{} {:?} {:?}", r.epoch, r.train, r.validation))
+        .collect()
 }
 
 #[test]
@@ -57,13 +69,23 @@ fn an_interrupted_and_resumed_run_ends_bit_identical() {
 #[test]
 fn resuming_with_other_settings_or_no_checkpoint_is_an_error() {
     let out = tempfile::tempdir().unwrap();
-    let err = train_run(&config(out.path(), 2, true), &mut |_| {}).unwrap_err().to_string();
-    assert!(err.contains("checkpoint.safetensors") && err.contains("cannot"), "{err}");
+    let err = train_run(&config(out.path(), 2, true), &mut |_| {})
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("checkpoint.safetensors") && err.contains("cannot"),
+        "{err}"
+    );
     train_run(&config(out.path(), 1, false), &mut |_| {}).unwrap();
     let mut other = config(out.path(), 2, true);
     other.batch = 32;
     let err = train_run(&other, &mut |_| {}).unwrap_err().to_string();
     assert!(err.contains("batch: 64 then, 32 now"), "{err}");
-    let err = train_run(&config(out.path(), 1, true), &mut |_| {}).unwrap_err().to_string();
-    assert!(err.ends_with("the run already reached epoch 1; ask for more with --epochs"), "{err}");
+    let err = train_run(&config(out.path(), 1, true), &mut |_| {})
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.ends_with("the run already reached epoch 1; ask for more with --epochs"),
+        "{err}"
+    );
 }
