@@ -17,6 +17,7 @@ use tapir_plots::{Curve, Sample, SampleSection, SimilarityRow};
 
 use crate::data::{AnimalMnist, ClassPair, PlacedSet, Placement, Quadrant, Quadrants};
 use crate::error::{Result, TrainError};
+use crate::files::write_atomically;
 use crate::optim::{Optimizer, OptimizerKind};
 use crate::train::{
     AUGMENT_STREAM, EpochRecord, Evaluation, Metrics, TrainConfig, epoch_rng, evaluate, fit,
@@ -598,20 +599,6 @@ fn write_metrics_csv(
         }
     }
     write_atomically(path, text.as_bytes())
-}
-
-/// Writes `bytes` to a temporary file beside `path`, then renames it over `path`: a reader
-/// never sees half a file.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let temporary = path.with_extension("partial");
-    std::fs::write(&temporary, bytes)
-        .map_err(|e| TrainError::file(&temporary, format!("cannot write: {e}")))?;
-    std::fs::rename(&temporary, path).map_err(|e| {
-        TrainError::file(
-            path,
-            format!("cannot move the finished file into place: {e}"),
-        )
-    })
 }
 
 fn plot_error(error: tapir_plots::PlotError) -> TrainError {

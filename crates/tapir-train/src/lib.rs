@@ -10,6 +10,7 @@ pub mod checkpoint;
 pub mod data;
 pub mod demo;
 mod error;
+pub mod files;
 pub mod optim;
 pub mod run;
 pub mod train;

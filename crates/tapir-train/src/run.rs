@@ -11,8 +11,8 @@ use tapir_graph::{Dtype, Graph, Network};
 
 use crate::checkpoint::Checkpoint;
 use crate::data::{AnimalMnist, ClassPair, PlacedSet, Quadrants};
-use crate::demo::write_atomically;
 use crate::error::{Result, TrainError};
+use crate::files::write_atomically;
 use crate::optim::{Optimizer, OptimizerKind};
 use crate::train::{AUGMENT_STREAM, EpochRecord, TrainConfig, epoch_rng, fit};
 
