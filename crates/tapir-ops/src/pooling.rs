@@ -279,6 +279,25 @@ pub(crate) fn row_argmax<F: Float>(
     row_max(g, windows, plane, i, max);
     let width = g.input.1;
     let (r0, r1) = g.rows(i);
+    let tile = match (windows.tiles, g.kernel.1) {
+        (true, 2) => Some(tile_first::<F, 2> as fn(&[F], usize, &[F], &mut [usize])),
+        (true, 3) => Some(tile_first::<F, 3> as fn(&[F], usize, &[F], &mut [usize])),
+        _ => None,
+    };
+    if let Some(tile_first) = tile {
+        for (j, k) in index.iter_mut().enumerate() {
+            *k = r0 * width + j * g.kernel.1;
+        }
+        for r in (r0..r1).rev() {
+            tile_first(plane_row(plane, width, r), r * width, max, index);
+        }
+        for ((k, &m), &cols) in index.iter_mut().zip(&*max).zip(&windows.cols) {
+            if m.is_nan() {
+                *k = argmax(plane, width, (r0, r1), cols).0;
+            }
+        }
+        return;
+    }
     for ((k, &m), &(c0, c1)) in index.iter_mut().zip(&*max).zip(&windows.cols) {
         if m.is_nan() {
             *k = argmax(plane, width, (r0, r1), (c0, c1)).0;
@@ -301,6 +320,18 @@ fn plane_row<F>(plane: &[F], width: usize, r: usize) -> &[F] {
     plane
         .get(r * width..(r + 1) * width)
         .unwrap_or_else(|| panic!("BUG: row {r} outside a plane of {}", plane.len()))
+}
+
+/// [`row_argmax`]'s backward scan of one window row for windows of `K` columns that tile
+/// `row` (which starts at `start` in the plane).
+fn tile_first<F: Float, const K: usize>(row: &[F], start: usize, max: &[F], index: &mut [usize]) {
+    for (j, ((chunk, &m), k)) in row.chunks_exact(K).zip(max).zip(index).enumerate() {
+        let mut first = *k;
+        for (q, &v) in chunk.iter().enumerate().rev() {
+            first = std::hint::select_unpredictable(v == m, start + j * K + q, first);
+        }
+        *k = first;
+    }
 }
 
 /// [`row_max`]'s update for windows of `K` columns that tile `row` from its start.
