@@ -69,12 +69,11 @@ impl<F: Float> Op<F> for MaxPool2d {
         let x = inputs[0].as_standard_layout();
         let x = pooling::elements(&x);
         let work = g.work_per_plane();
+        let windows = pooling::RowWindows::new(&g);
         pooling::from_planes(Self::NAME, &g.output_shape(), oh * ow, work, |p, y| {
             let x = pooling::plane(&x, p, h * w);
             for (i, y_row) in y.chunks_mut(ow).enumerate() {
-                for (j, y) in y_row.iter_mut().enumerate() {
-                    *y = pooling::argmax(x, w, g.rows(i), g.cols(j)).1;
-                }
+                pooling::row_max(&g, &windows, x, i, y_row);
             }
         })
     }
@@ -91,11 +90,13 @@ impl<F: Float> Op<F> for MaxPool2d {
         let dy = pooling::elements(&dy);
         let work = g.work_per_plane();
         // One plane of dL/dx per task: every m(i, j) of a plane lies in that plane.
+        let windows = pooling::RowWindows::new(&g);
         let dx = pooling::from_planes(Self::NAME, cx.inputs[0].shape(), h * w, work, |p, dx| {
             let x = pooling::plane(&x, p, h * w);
+            let (mut max, mut index) = (vec![F::zero(); ow], vec![0; ow]);
             for (i, dy_row) in pooling::plane(&dy, p, oh * ow).chunks(ow).enumerate() {
-                for (j, &dy) in dy_row.iter().enumerate() {
-                    let (m, _) = pooling::argmax(x, w, g.rows(i), g.cols(j));
+                pooling::row_argmax(&g, &windows, x, i, &mut max, &mut index);
+                for (&dy, &m) in dy_row.iter().zip(&index) {
                     dx[m] += dy;
                 }
             }

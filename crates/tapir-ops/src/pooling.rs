@@ -206,6 +206,141 @@ pub(crate) fn argmax<F: Float>(
     best
 }
 
+/// The windows of one output row, resolved once per call: each output column's input
+/// columns ([`Window2d::cols`]), and whether they tile the row (stride = kernel, no
+/// padding), so that window `j` is the `j`-th chunk of `kernel` columns.
+pub(crate) struct RowWindows {
+    cols: Vec<(usize, usize)>,
+    tiles: bool,
+}
+
+impl RowWindows {
+    /// The windows of `g`'s output rows.
+    pub(crate) fn new(g: &Window2d) -> Self {
+        RowWindows {
+            cols: (0..g.output.1).map(|j| g.cols(j)).collect(),
+            tiles: g.padding.1 == 0 && g.stride.1 == g.kernel.1,
+        }
+    }
+}
+
+/// The maximum of every window of output row `i` of a plane, into `max` (one per output
+/// column): [`argmax`]'s value, window by window, computed a whole input row at a time.
+///
+/// `if v > m { v } else { m }` is one branch-free `max` instruction that vectorises; it
+/// skips NaN, so a row holding a NaN is redone window by window with [`argmax`]'s rule.
+pub(crate) fn row_max<F: Float>(
+    g: &Window2d,
+    windows: &RowWindows,
+    plane: &[F],
+    i: usize,
+    max: &mut [F],
+) {
+    let width = g.input.1;
+    let (r0, r1) = g.rows(i);
+    max.fill(F::neg_infinity());
+    let mut nan = false;
+    for r in r0..r1 {
+        let row = plane_row(plane, width, r);
+        nan |= row.iter().fold(false, |nan, v| nan | v.is_nan());
+        match (windows.tiles, g.kernel.1) {
+            (true, 2) => tile_max::<F, 2>(row, max),
+            (true, 3) => tile_max::<F, 3>(row, max),
+            _ => {
+                for (m, &(c0, c1)) in max.iter_mut().zip(&windows.cols) {
+                    *m = row[c0..c1]
+                        .iter()
+                        .fold(*m, |m, &v| if v > m { v } else { m });
+                }
+            }
+        }
+    }
+    if nan {
+        for (m, &cols) in max.iter_mut().zip(&windows.cols) {
+            *m = argmax(plane, width, (r0, r1), cols).1;
+        }
+    }
+}
+
+/// The argmax of every window of output row `i` of a plane (its index in the plane), into
+/// `index`, with the maxima into `max`: [`argmax`]'s answer, window by window.
+///
+/// The first pixel equal to the window's maximum is its first maximum: a later pixel could
+/// only have replaced an earlier equal one by being strictly larger than it. Scanning the
+/// window backwards and keeping every match finds it without a data-dependent branch.
+pub(crate) fn row_argmax<F: Float>(
+    g: &Window2d,
+    windows: &RowWindows,
+    plane: &[F],
+    i: usize,
+    max: &mut [F],
+    index: &mut [usize],
+) {
+    row_max(g, windows, plane, i, max);
+    let width = g.input.1;
+    let (r0, r1) = g.rows(i);
+    let tile = match (windows.tiles, g.kernel.1) {
+        (true, 2) => Some(tile_first::<F, 2> as fn(&[F], usize, &[F], &mut [usize])),
+        (true, 3) => Some(tile_first::<F, 3> as fn(&[F], usize, &[F], &mut [usize])),
+        _ => None,
+    };
+    if let Some(tile_first) = tile {
+        for (j, k) in index.iter_mut().enumerate() {
+            *k = r0 * width + j * g.kernel.1;
+        }
+        for r in (r0..r1).rev() {
+            tile_first(plane_row(plane, width, r), r * width, max, index);
+        }
+        for ((k, &m), &cols) in index.iter_mut().zip(&*max).zip(&windows.cols) {
+            if m.is_nan() {
+                *k = argmax(plane, width, (r0, r1), cols).0;
+            }
+        }
+        return;
+    }
+    for ((k, &m), &(c0, c1)) in index.iter_mut().zip(&*max).zip(&windows.cols) {
+        if m.is_nan() {
+            *k = argmax(plane, width, (r0, r1), (c0, c1)).0;
+            continue;
+        }
+        let mut first = r0 * width + c0;
+        for r in (r0..r1).rev() {
+            let start = r * width;
+            let row = plane_row(plane, width, r);
+            for (c, &v) in (c0..c1).zip(&row[c0..c1]).rev() {
+                first = std::hint::select_unpredictable(v == m, start + c, first);
+            }
+        }
+        *k = first;
+    }
+}
+
+/// Row `r` of a plane `width` pixels wide.
+fn plane_row<F>(plane: &[F], width: usize, r: usize) -> &[F] {
+    plane
+        .get(r * width..(r + 1) * width)
+        .unwrap_or_else(|| panic!("BUG: row {r} outside a plane of {}", plane.len()))
+}
+
+/// [`row_argmax`]'s backward scan of one window row for windows of `K` columns that tile
+/// `row` (which starts at `start` in the plane).
+fn tile_first<F: Float, const K: usize>(row: &[F], start: usize, max: &[F], index: &mut [usize]) {
+    for (j, ((chunk, &m), k)) in row.chunks_exact(K).zip(max).zip(index).enumerate() {
+        let mut first = *k;
+        for (q, &v) in chunk.iter().enumerate().rev() {
+            first = std::hint::select_unpredictable(v == m, start + j * K + q, first);
+        }
+        *k = first;
+    }
+}
+
+/// [`row_max`]'s update for windows of `K` columns that tile `row` from its start.
+fn tile_max<F: Float, const K: usize>(row: &[F], max: &mut [F]) {
+    for (chunk, m) in row.chunks_exact(K).zip(max.iter_mut()) {
+        *m = chunk.iter().fold(*m, |m, &v| if v > m { v } else { m });
+    }
+}
+
 /// The elements of `array` in row-major order: borrowed from `as_standard_layout()`'s result.
 pub(crate) fn elements<'a, F: Float>(array: &'a CowArray<'a, F, IxDyn>) -> Cow<'a, [F]> {
     match array.as_slice() {
@@ -295,6 +430,42 @@ mod tests {
             let dx = op.backward(&cx).unwrap().remove(0).unwrap();
             (y, dx)
         })
+    }
+
+    #[test]
+    fn row_kernels_agree_with_the_window_by_window_argmax() {
+        // Few distinct values (many ties), a NaN and -inf here and there: every rule of
+        // `argmax` is exercised, on tiling windows and on overlapping, padded ones.
+        let x: Vec<f64> = (0..7 * 9)
+            .map(|k| match k % 17 {
+                5 => f64::NAN,
+                11 => f64::NEG_INFINITY,
+                _ => ((k * 7) % 4) as f64,
+            })
+            .collect();
+        for (kernel, stride, padding) in [(2, 2, 0), (3, 3, 0), (3, 1, 1), (2, 1, 1), (3, 2, 1)] {
+            let g = super::Window2d::new(
+                "test",
+                &[1, 1, 7, 9],
+                Pair::Both(kernel),
+                Some(Pair::Both(stride)),
+                Pair::Both(padding),
+            )
+            .unwrap();
+            let windows = super::RowWindows::new(&g);
+            let ow = g.output.1;
+            let (mut max, mut index) = (vec![0.0; ow], vec![0; ow]);
+            for i in 0..g.output.0 {
+                super::row_argmax(&g, &windows, &x, i, &mut max, &mut index);
+                for j in 0..ow {
+                    let (m, v) = super::argmax(&x, 9, g.rows(i), g.cols(j));
+                    let at =
+                        format!("kernel {kernel} stride {stride} padding {padding} ({i}, {j})");
+                    assert_eq!(index[j], m, "{at}");
+                    assert_eq!(max[j].to_bits(), v.to_bits(), "{at}");
+                }
+            }
+        }
     }
 
     #[test]

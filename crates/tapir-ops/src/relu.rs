@@ -7,7 +7,9 @@
 
 use ndarray::{ArrayD, ArrayViewD, Zip};
 use serde::Deserialize;
-use tapir_core::{Arity, BackwardCx, CaseInput, Float, Gen, GradcheckCase, Op, OpType, Result};
+use tapir_core::{
+    Arity, BackwardCx, CaseInput, Error, Float, Gen, GradcheckCase, Op, OpType, Result,
+};
 
 use crate::shape;
 
@@ -33,12 +35,26 @@ impl<F: Float> Op<F> for Relu {
     }
 
     fn backward(&self, cx: &BackwardCx<F>) -> Result<Vec<Option<ArrayD<F>>>> {
-        let mut grad = cx.output_grad.to_owned();
-        Zip::from(&mut grad).and(&cx.inputs[0]).for_each(|g, &x| {
-            if x <= F::zero() {
-                *g = F::zero();
-            }
-        });
+        let pass = |g: F, x: F| if x <= F::zero() { F::zero() } else { g };
+        let (x, dy) = (&cx.inputs[0], &cx.output_grad);
+        // Row-major slices make one flat loop the compiler vectorises; a `Zip` over
+        // dynamic-rank arrays walks them element by element.
+        if let (Some(x), Some(dy)) = (x.as_slice(), dy.as_slice())
+            && x.len() == dy.len()
+        {
+            let grad: Vec<F> = dy.iter().zip(x).map(|(&g, &x)| pass(g, x)).collect();
+            let grad = ArrayD::from_shape_vec(cx.output_grad.raw_dim(), grad).map_err(|e| {
+                Error::Contract {
+                    op: <Self as OpType>::NAME,
+                    message: format!("BUG: relu gradient: {e}"),
+                }
+            })?;
+            return Ok(vec![Some(grad)]);
+        }
+        let mut grad = dy.to_owned();
+        Zip::from(&mut grad)
+            .and(x)
+            .for_each(|g, &x| *g = pass(*g, x));
         Ok(vec![Some(grad)])
     }
 

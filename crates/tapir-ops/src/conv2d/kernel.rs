@@ -1,8 +1,10 @@
 //! The GEMM lowering of `conv2d` (see the module doc of `conv2d` for the math and symbols).
 //!
-//! One sample at a time, `im2col` copies every window of `x_n` into the columns of a matrix
+//! `im2col` copies every window of a sample `x_n` into the columns of a matrix
 //! `cols [C*kh*kw, OH*OW]`, so that the convolution of group `g` is one matrix product
-//! `y_g = W_g cols_g`. Backward reuses the same matrix: `dW_g += dy_g cols_g^T`, and
+//! `y_g = W_g cols_g`, one sample at a time. Backward lowers a whole chunk of samples side
+//! by side, `cols [C*kh*kw, S*OH*OW]` against `dy [F, S*OH*OW]`, so that the chunk's weight
+//! gradient is one product `dW_g = dy_g cols_g^T` with the samples in its inner dimension;
 //! `dcols_g = W_g^T dy_g` goes back to the image with `col2im`, the transpose of `im2col`.
 //!
 //! The batch is split into chunks of [`SAMPLES_PER_CHUNK`] samples, one rayon task each.
@@ -10,19 +12,23 @@
 //! bias gradients are summed per chunk and the partial sums added in chunk order. The
 //! chunks do not depend on the thread count, so neither does any bit of the result.
 //!
-//! Room left for speed: the buffers live in a [`Scratch`] that could outlive a call (a pool
-//! per thread), and a specialised lowering (one input channel, 1x1 kernels that need no
-//! copy) would replace `im2col` for its case without touching the products.
+//! Everything works on row-major slices (the inputs are made standard-layout once), and
+//! the lowered matrices live in per-thread buffers ([`scratch`](super::scratch)) that
+//! outlive the call.
 
 use std::ops::Range;
+
+use std::borrow::Cow;
 
 use ndarray::linalg::general_mat_mul;
 use ndarray::{
     Array1, Array2, Array3, Array4, ArrayRef2, ArrayView1, ArrayView2, ArrayView3, ArrayView4,
-    ArrayViewMut2, ArrayViewMut3, ArrayViewMut4, Axis, Slice, Zip,
+    ArrayViewMut2, Axis, CowArray, Dimension, Slice,
 };
 use rayon::prelude::*;
 use tapir_core::Float;
+
+use super::scratch::Buffer;
 
 /// Samples per parallel task. Fixed, not derived from the thread count: the chunks decide
 /// the order of the weight-gradient sums, which must not change with the machine.
@@ -65,17 +71,6 @@ impl AxisGeometry {
     /// The input position of output `o`, tap `k`; only for `o` in [`Self::valid`]`(k)`.
     fn input_position(&self, o: usize, k: usize) -> usize {
         o * self.stride + k * self.dilation - self.pad_before
-    }
-
-    /// The input positions tap `k` reads for the outputs `outputs` (a non-empty part of
-    /// [`Self::valid`]`(k)`), as a strided slice of an input row.
-    fn input_slice(&self, outputs: &Range<usize>, k: usize) -> Slice {
-        let first = self.input_position(outputs.start, k);
-        let last = self.input_position(outputs.end - 1, k);
-        // Two outputs that both read the input are `stride` apart inside it: a stride beyond
-        // isize::MAX (beyond any array's length) leaves one, where the step is moot.
-        let step = isize::try_from(self.stride).unwrap_or(isize::MAX);
-        Slice::from(first..last + 1).step_by(step)
     }
 }
 
@@ -122,60 +117,70 @@ impl Geometry {
     fn filter_rows(&self, g: usize) -> Range<usize> {
         g * self.filters_per_group()..(g + 1) * self.filters_per_group()
     }
+    /// `C*H*W`: elements of one input sample.
+    fn sample_len(&self) -> usize {
+        self.channels * self.height.input * self.width.input
+    }
+    /// `C*kh*kw`: rows of `cols`, all groups.
+    fn lowered_rows(&self) -> usize {
+        self.channels * self.height.kernel * self.width.kernel
+    }
 }
 
-/// Per-task buffers, allocated once per task and reused for every sample of it; sized on
-/// first use so that a later change can keep them across calls.
-#[derive(Debug)]
-struct Scratch<F: Float> {
-    /// `cols [C*kh*kw, P]`, the lowered sample.
-    cols: Array2<F>,
-    /// `dcols [C*kh*kw, P]`, the gradient of `cols`.
-    dcols: Array2<F>,
+/// Where a sample's lowered matrix sits in a buffer: its row `r` starts at element
+/// `r * pitch + offset` (a chunk's samples are side by side, `P` columns each).
+#[derive(Debug, Clone, Copy)]
+struct Placement {
+    pitch: usize,
+    offset: usize,
 }
 
-impl<F: Float> Scratch<F> {
-    fn new() -> Self {
-        Scratch {
-            cols: Array2::zeros((0, 0)),
-            dcols: Array2::zeros((0, 0)),
+impl Placement {
+    /// A sample alone in a `[rows, P]` matrix.
+    fn alone(geometry: &Geometry) -> Self {
+        Placement {
+            pitch: geometry.positions(),
+            offset: 0,
         }
     }
-
-    /// Resizes a buffer to `[C*kh*kw, P]` unless it has that shape already. Its contents are
-    /// left to the caller, which overwrites every element.
-    fn fit(buffer: &mut Array2<F>, geometry: &Geometry) {
-        // No overflow: the shape rule counted `C * kh * kw * OH * OW` with checked arithmetic.
-        let rows = geometry.channels * geometry.height.kernel * geometry.width.kernel;
-        let dim = (rows, geometry.positions());
-        if buffer.dim() != dim {
-            *buffer = Array2::zeros(dim);
+    /// Sample `n` of `samples` side by side in a `[rows, samples * P]` matrix.
+    fn side_by_side(geometry: &Geometry, n: usize, samples: usize) -> Self {
+        Placement {
+            pitch: samples * geometry.positions(),
+            offset: n * geometry.positions(),
         }
     }
 }
 
 /// `cols[(c,p,q), (i,j)] = x_n[c, i*s_h + p*d_h - pad_top, j*s_w + q*d_w - pad_left]`, or 0
-/// where that position is padding. `x_n` is `[C, H, W]`; every element of `cols` is written.
-fn im2col<F: Float>(geometry: &Geometry, x_n: ArrayView3<F>, cols: &mut Array2<F>) {
+/// where that position is padding. `x_n` is `[C, H, W]` row-major; every element of the
+/// sample's `[C*kh*kw, P]` block of `cols` (placed at `at`) is written.
+fn im2col<F: Float>(geometry: &Geometry, x_n: &[F], cols: &mut [F], at: Placement) {
     let (height, width) = (&geometry.height, &geometry.width);
     let (kh, kw, ow) = (height.kernel, width.kernel, width.output);
-    for (row, mut dst) in cols.outer_iter_mut().enumerate() {
+    let plane = height.input * width.input;
+    for row in 0..geometry.lowered_rows() {
         let (c, p, q) = (row / (kh * kw), row / kw % kh, row % kw);
+        let start = row * at.pitch + at.offset;
+        let dst = &mut cols[start..start + geometry.positions()];
         let (rows, columns) = (height.valid(p), width.valid(q));
-        if rows.len() < height.output || columns.len() < ow {
+        if rows.len() < height.output || columns.is_empty() || columns.len() < ow {
             dst.fill(F::zero());
         }
         if columns.is_empty() {
             continue; // this tap sees only padding
         }
-        let x_c = x_n.index_axis(Axis(0), c);
-        let taps = width.input_slice(&columns, q);
+        let x_c = &x_n[c * plane..(c + 1) * plane];
+        let first = width.input_position(columns.start, q);
         for i in rows {
-            let src = x_c
-                .row(height.input_position(i, p))
-                .slice_axis_move(Axis(0), taps);
-            let span = i * ow + columns.start..i * ow + columns.end;
-            dst.slice_axis_mut(Axis(0), Slice::from(span)).assign(&src);
+            let from = height.input_position(i, p) * width.input + first;
+            let to = &mut dst[i * ow + columns.start..i * ow + columns.end];
+            if width.stride == 1 {
+                to.copy_from_slice(&x_c[from..from + to.len()]);
+            } else {
+                let taps = x_c[from..].iter().step_by(width.stride);
+                to.iter_mut().zip(taps).for_each(|(t, &x)| *t = x);
+            }
         }
     }
 }
@@ -183,25 +188,54 @@ fn im2col<F: Float>(geometry: &Geometry, x_n: ArrayView3<F>, cols: &mut Array2<F
 /// The transpose of [`im2col`]: adds `dcols[(c,p,q), (i,j)]` to
 /// `dx_n[c, i*s_h + p*d_h - pad_top, j*s_w + q*d_w - pad_left]`, dropping what falls in the
 /// padding. Rows are visited in a fixed order, so overlapping windows sum the same way always.
-fn col2im<F: Float>(geometry: &Geometry, dcols: &Array2<F>, mut dx_n: ArrayViewMut3<F>) {
+fn col2im<F: Float>(geometry: &Geometry, dcols: &[F], at: Placement, dx_n: &mut [F]) {
     let (height, width) = (&geometry.height, &geometry.width);
     let (kh, kw, ow) = (height.kernel, width.kernel, width.output);
-    for (row, src) in dcols.outer_iter().enumerate() {
+    let plane = height.input * width.input;
+    for row in 0..geometry.lowered_rows() {
         let (c, p, q) = (row / (kh * kw), row / kw % kh, row % kw);
         let (rows, columns) = (height.valid(p), width.valid(q));
         if columns.is_empty() {
             continue;
         }
-        let mut dx_c = dx_n.index_axis_mut(Axis(0), c);
-        let taps = width.input_slice(&columns, q);
+        let start = row * at.pitch + at.offset;
+        let src = &dcols[start..start + geometry.positions()];
+        let dx_c = &mut dx_n[c * plane..(c + 1) * plane];
+        let first = width.input_position(columns.start, q);
         for i in rows {
-            let mut dx_row = dx_c.row_mut(height.input_position(i, p));
-            let dst = dx_row.slice_axis_mut(Axis(0), taps);
-            let span = i * ow + columns.start..i * ow + columns.end;
-            let src = src.slice_axis(Axis(0), Slice::from(span));
-            Zip::from(dst).and(src).for_each(|d, &s| *d += s);
+            let to = height.input_position(i, p) * width.input + first;
+            let from = &src[i * ow + columns.start..i * ow + columns.end];
+            if width.stride == 1 {
+                // Two plain slices: a loop the compiler vectorises, which `step_by` prevents.
+                let taps = &mut dx_c[to..to + from.len()];
+                taps.iter_mut().zip(from).for_each(|(d, &s)| *d += s);
+            } else {
+                let taps = dx_c[to..].iter_mut().step_by(width.stride);
+                taps.zip(from).for_each(|(d, &s)| *d += s);
+            }
         }
     }
+}
+
+/// The elements of a standard-layout array, in row-major order.
+fn elements<'a, F: Float, D: Dimension>(array: &'a CowArray<'a, F, D>) -> Cow<'a, [F]> {
+    match array.as_slice() {
+        Some(slice) => Cow::Borrowed(slice),
+        // Unreachable after `as_standard_layout`, and still correct: a row-major copy.
+        None => Cow::Owned(array.iter().copied().collect()),
+    }
+}
+
+/// `data` as a `[rows, columns]` matrix.
+fn matrix<F: Float>(data: &[F], rows: usize, columns: usize) -> ArrayView2<'_, F> {
+    ArrayView2::from_shape((rows, columns), &data[..rows * columns])
+        .unwrap_or_else(|e| panic!("BUG: a [{rows}, {columns}] matrix: {e}"))
+}
+
+/// `data` as a `[rows, columns]` matrix, to write.
+fn matrix_mut<F: Float>(data: &mut [F], rows: usize, columns: usize) -> ArrayViewMut2<'_, F> {
+    ArrayViewMut2::from_shape((rows, columns), &mut data[..rows * columns])
+        .unwrap_or_else(|e| panic!("BUG: a [{rows}, {columns}] matrix: {e}"))
 }
 
 /// Rows `range` of matrix `m`.
@@ -222,37 +256,45 @@ pub(crate) fn forward<F: Float>(
     w: ArrayView2<F>,
     b: Option<ArrayView1<F>>,
 ) -> Array3<F> {
-    let mut y = Array3::zeros((geometry.batch, geometry.filters, geometry.positions()));
-    let tasks: Vec<_> = y
-        .axis_chunks_iter_mut(Axis(0), SAMPLES_PER_CHUNK)
-        .zip(x.axis_chunks_iter(Axis(0), SAMPLES_PER_CHUNK))
-        .collect();
-    tasks
-        .into_par_iter()
-        .for_each_init(Scratch::new, |scratch, (mut y_chunk, x_chunk)| {
-            Scratch::fit(&mut scratch.cols, geometry);
-            for (mut y_n, x_n) in y_chunk.outer_iter_mut().zip(x_chunk.outer_iter()) {
-                im2col(geometry, x_n, &mut scratch.cols);
+    let (filters, positions) = (geometry.filters, geometry.positions());
+    let x = x.as_standard_layout();
+    let x = elements(&x);
+    let (sample_in, sample_out) = (geometry.sample_len(), filters * positions);
+    let mut y = vec![F::zero(); geometry.batch * sample_out];
+    let lowered = geometry.lowered_rows();
+    y.par_chunks_mut(SAMPLES_PER_CHUNK * sample_out.max(1))
+        .zip(x.par_chunks(SAMPLES_PER_CHUNK * sample_in.max(1)))
+        .for_each(|(y_chunk, x_chunk)| {
+            let mut cols = Buffer::take(lowered * positions);
+            let cols = cols.as_mut_slice();
+            for (y_n, x_n) in y_chunk
+                .chunks_mut(sample_out.max(1))
+                .zip(x_chunk.chunks(sample_in.max(1)))
+            {
+                im2col(geometry, x_n, cols, Placement::alone(geometry));
                 // y_n starts as b broadcast over positions (or 0) and the products add to it.
                 if let Some(b) = &b {
-                    Zip::from(y_n.rows_mut())
-                        .and(b)
-                        .for_each(|mut row, &b_f| row.fill(b_f));
+                    for (row, &b_f) in y_n.chunks_mut(positions.max(1)).zip(b) {
+                        row.fill(b_f);
+                    }
                 }
+                let cols = matrix(cols, lowered, positions);
+                let mut y_n = matrix_mut(y_n, filters, positions);
                 for g in 0..geometry.groups {
                     let (filters, patch) = (geometry.filter_rows(g), geometry.patch_rows(g));
                     // y_g += W_g cols_g
                     general_mat_mul(
                         F::one(),
                         &rows(&w, filters.clone()),
-                        &rows(&scratch.cols, patch),
+                        &rows(&cols, patch),
                         F::one(),
                         &mut rows_mut(&mut y_n, filters),
                     );
                 }
             }
         });
-    y
+    Array3::from_shape_vec((geometry.batch, filters, positions), y)
+        .unwrap_or_else(|e| panic!("BUG: the output of {geometry:?}: {e}"))
 }
 
 /// Which gradients backward computes: input, weight, bias.
@@ -282,10 +324,19 @@ pub(crate) fn backward<F: Float>(
     dy: ArrayView3<F>,
     wanted: Wanted,
 ) -> Gradients<F> {
-    let mut dx = wanted.x.then(|| Array4::zeros(x.raw_dim()));
-    let dx_chunks: Vec<Option<_>> = match &mut dx {
+    let x_shape = x.raw_dim();
+    let x = x.as_standard_layout();
+    let x = elements(&x);
+    let dy = dy.as_standard_layout();
+    let dy = elements(&dy);
+    let sample_in = geometry.sample_len().max(1);
+    let sample_out = (geometry.filters * geometry.positions()).max(1);
+    let mut dx = wanted
+        .x
+        .then(|| vec![F::zero(); geometry.batch * geometry.sample_len()]);
+    let dx_chunks: Vec<Option<&mut [F]>> = match &mut dx {
         Some(dx) => dx
-            .axis_chunks_iter_mut(Axis(0), SAMPLES_PER_CHUNK)
+            .chunks_mut(SAMPLES_PER_CHUNK * sample_in)
             .map(Some)
             .collect(),
         None => (0..geometry.batch.div_ceil(SAMPLES_PER_CHUNK))
@@ -294,14 +345,14 @@ pub(crate) fn backward<F: Float>(
     };
     let tasks: Vec<_> = dx_chunks
         .into_iter()
-        .zip(x.axis_chunks_iter(Axis(0), SAMPLES_PER_CHUNK))
-        .zip(dy.axis_chunks_iter(Axis(0), SAMPLES_PER_CHUNK))
+        .zip(x.chunks(SAMPLES_PER_CHUNK * sample_in))
+        .zip(dy.chunks(SAMPLES_PER_CHUNK * sample_out))
         .collect();
     // An indexed parallel iterator collects in task order, whatever thread ran each task.
     let partials: Vec<Partial<F>> = tasks
         .into_par_iter()
-        .map_init(Scratch::new, |scratch, ((dx_chunk, x_chunk), dy_chunk)| {
-            backward_chunk(geometry, w, wanted, scratch, dx_chunk, x_chunk, dy_chunk)
+        .map(|((dx_chunk, x_chunk), dy_chunk)| {
+            backward_chunk(geometry, w, wanted, dx_chunk, x_chunk, dy_chunk)
         })
         .collect();
 
@@ -316,53 +367,84 @@ pub(crate) fn backward<F: Float>(
         }
     }
     Gradients {
-        x: dx,
+        x: dx.map(|dx| {
+            Array4::from_shape_vec(x_shape, dx)
+                .unwrap_or_else(|e| panic!("BUG: the input gradient of {geometry:?}: {e}"))
+        }),
         w: dw,
         b: db,
     }
 }
 
-/// Backward over one chunk of samples: writes its rows of `dx` and returns its partial `dw`
-/// and `db`.
+/// Backward over one chunk of samples (row-major `x [S, C, H, W]` and `dy [S, F, P]`):
+/// writes its part of `dx` and returns its partial `dw` and `db`.
 fn backward_chunk<F: Float>(
     geometry: &Geometry,
     w: ArrayView2<F>,
     wanted: Wanted,
-    scratch: &mut Scratch<F>,
-    mut dx_chunk: Option<ArrayViewMut4<F>>,
-    x_chunk: ArrayView4<F>,
-    dy_chunk: ArrayView3<F>,
+    dx_chunk: Option<&mut [F]>,
+    x_chunk: &[F],
+    dy_chunk: &[F],
 ) -> Partial<F> {
-    let mut dw = wanted.w.then(|| Array2::zeros(w.raw_dim()));
-    let mut db = wanted.b.then(|| Array1::zeros(geometry.filters));
-    if wanted.w {
-        Scratch::fit(&mut scratch.cols, geometry);
-    }
-    if wanted.x {
-        Scratch::fit(&mut scratch.dcols, geometry);
-    }
-    for (n, (x_n, dy_n)) in x_chunk.outer_iter().zip(dy_chunk.outer_iter()).enumerate() {
-        if let Some(db) = &mut db {
-            // db[f] += sum_{i,j} dy[n,f,i,j]
-            Zip::from(db)
-                .and(dy_n.rows())
-                .for_each(|db_f, dy_f| *db_f += dy_f.sum());
-        }
-        if let Some(dw) = &mut dw {
-            im2col(geometry, x_n, &mut scratch.cols);
-            for g in 0..geometry.groups {
-                let (filters, patch) = (geometry.filter_rows(g), geometry.patch_rows(g));
-                // dW_g += dy_g cols_g^T
-                general_mat_mul(
-                    F::one(),
-                    &rows(&dy_n, filters.clone()),
-                    &rows(&scratch.cols, patch).t(),
-                    F::one(),
-                    &mut rows_mut(dw, filters),
-                );
+    let (filters, positions) = (geometry.filters, geometry.positions());
+    let sample_in = geometry.sample_len().max(1);
+    let sample_out = (filters * positions).max(1);
+    let samples = x_chunk.len() / sample_in;
+    let lowered = geometry.lowered_rows();
+
+    let db = wanted.b.then(|| {
+        // db[f] = sum_{n,i,j} dy[n,f,i,j], sample by sample in order.
+        let mut db = Array1::zeros(filters);
+        for dy_n in dy_chunk.chunks(sample_out) {
+            for (db_f, dy_f) in db.iter_mut().zip(dy_n.chunks(positions.max(1))) {
+                *db_f += ArrayView1::from(dy_f).sum();
             }
         }
-        if let Some(dx_chunk) = &mut dx_chunk {
+        db
+    });
+
+    let dw = wanted.w.then(|| {
+        // The chunk's samples side by side: cols [C*kh*kw, S*P] and dy [F, S*P].
+        let width = samples * positions;
+        let mut cols = Buffer::take(lowered * width);
+        let mut dy_wide = Buffer::take(filters * width);
+        for (n, (x_n, dy_n)) in x_chunk
+            .chunks(sample_in)
+            .zip(dy_chunk.chunks(sample_out))
+            .enumerate()
+        {
+            let at = Placement::side_by_side(geometry, n, samples);
+            im2col(geometry, x_n, cols.as_mut_slice(), at);
+            for (f, dy_f) in dy_n.chunks(positions.max(1)).enumerate() {
+                let start = f * at.pitch + at.offset;
+                dy_wide.as_mut_slice()[start..start + positions].copy_from_slice(dy_f);
+            }
+        }
+        let cols = matrix(cols.as_slice(), lowered, width);
+        let dy_wide = matrix(dy_wide.as_slice(), filters, width);
+        let mut dw = Array2::zeros(w.raw_dim());
+        for g in 0..geometry.groups {
+            let (filters, patch) = (geometry.filter_rows(g), geometry.patch_rows(g));
+            // dW_g = dy_g cols_g^T, the chunk's samples in the inner dimension
+            general_mat_mul(
+                F::one(),
+                &rows(&dy_wide, filters.clone()),
+                &rows(&cols, patch).t(),
+                F::zero(),
+                &mut rows_mut(&mut dw, filters),
+            );
+        }
+        dw
+    });
+
+    if let Some(dx_chunk) = dx_chunk {
+        let mut dcols = Buffer::take(lowered * positions);
+        for (dx_n, dy_n) in dx_chunk
+            .chunks_mut(sample_in)
+            .zip(dy_chunk.chunks(sample_out))
+        {
+            let dy_n = matrix(dy_n, filters, positions);
+            let mut dcols_m = matrix_mut(dcols.as_mut_slice(), lowered, positions);
             for g in 0..geometry.groups {
                 let (filters, patch) = (geometry.filter_rows(g), geometry.patch_rows(g));
                 // dcols_g = W_g^T dy_g
@@ -371,14 +453,10 @@ fn backward_chunk<F: Float>(
                     &rows(&w, filters.clone()).t(),
                     &rows(&dy_n, filters),
                     F::zero(),
-                    &mut rows_mut(&mut scratch.dcols, patch),
+                    &mut rows_mut(&mut dcols_m, patch),
                 );
             }
-            col2im(
-                geometry,
-                &scratch.dcols,
-                dx_chunk.index_axis_mut(Axis(0), n),
-            );
+            col2im(geometry, dcols.as_slice(), Placement::alone(geometry), dx_n);
         }
     }
     (dw, db)

@@ -27,6 +27,7 @@
 //! fixed chunks across threads; results are bit-identical whatever the thread count.
 
 mod kernel;
+mod scratch;
 
 use ndarray::{ArrayD, ArrayViewD, Ix1, Ix4};
 use serde::Deserialize;
