@@ -405,6 +405,8 @@ fn every_command_has_an_example_in_its_help() {
         ("gradcheck", "tapir gradcheck graphs/cnn-1.ron"),
         ("grad", "tapir grad graphs/cnn-1.ron --params"),
         ("ops", "tapir ops"),
+        ("train", "tapir train graphs/cnn-1.ron"),
+        ("demo", "tapir demo --out demo-out --seeds 0,1,2"),
     ] {
         let output = tapir(&[command, "--help"]);
         assert_eq!(output.status.code(), Some(0), "{command}");
@@ -415,7 +417,7 @@ fn every_command_has_an_example_in_its_help() {
         );
     }
     let output = tapir(&["--help"]);
-    assert!(stdout(&output).contains("Examples:\n  tapir check graphs/cnn-1.ron"));
+    assert!(stdout(&output).contains("Examples:\n  tapir demo\n  tapir train graphs/cnn-1.ron"));
 }
 
 #[test]
@@ -442,5 +444,40 @@ fn ops_lists_the_registered_ops() {
     assert!(
         text.lines()
             .any(|l| l.starts_with("  conv2d ") && l.ends_with(" gradient-check cases"))
+    );
+}
+
+#[test]
+fn train_reports_bad_arguments_before_training() {
+    let output = tapir(&[
+        "train",
+        "graphs/fcn.ron",
+        "--classes",
+        "dog,kat",
+        "--out",
+        "unused",
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        stderr(&output).trim_end(),
+        "error: class list \"dog,kat\": unknown class \"kat\" (did you mean \"cat\"?); the classes \
+         are bear, bird, cat, cow, dog, elephant, giraffe, horse, sheep, zebra"
+    );
+    let output = tapir(&[
+        "train",
+        "graphs/fcn.ron",
+        "--layout",
+        "grid",
+        "--out",
+        "unused",
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).contains("unknown layout \"grid\"; the layouts are: quadrants"));
+    let output = tapir(&["train", "graphs/fcn.ron", "--lr=-1", "--out", "unused"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("the learning rate must be positive"),
+        "{}",
+        stderr(&output)
     );
 }
