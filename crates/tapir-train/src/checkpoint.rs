@@ -81,7 +81,7 @@ impl Checkpoint {
 
     /// Reads the checkpoint at `path` for `graph`'s parameters.
     pub fn load(path: &Path, graph: &Graph) -> Result<Self> {
-        let file = TensorFile::open(path).map_err(|e| TrainError::file(path, e.to_string()))?;
+        let file = TensorFile::open(path)?;
         let bad = |what: String| {
             TrainError::file(
                 path,

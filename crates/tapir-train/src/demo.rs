@@ -15,12 +15,13 @@ use tapir_core::{Error, Op, Tape};
 use tapir_graph::{Graph, Network, Params, ValueId};
 use tapir_plots::{Curve, Sample, SampleSection, SimilarityRow};
 
-use crate::data::{AnimalMnist, ClassPair, PlacedSet, Placement, Quadrant, Quadrants};
+use crate::data::{AnimalMnist, CANVAS, ClassPair, PlacedSet, Placement, Quadrant, Quadrants};
 use crate::error::{Result, TrainError};
 use crate::files::write_atomically;
 use crate::optim::{Optimizer, OptimizerKind};
 use crate::train::{
-    AUGMENT_STREAM, EpochRecord, Evaluation, Metrics, TrainConfig, epoch_rng, evaluate, fit,
+    AUGMENT_STREAM, Classifier, EpochRecord, Evaluation, Metrics, TrainConfig, epoch_rng, evaluate,
+    fit,
 };
 
 /// One network of the experiment: its name in the report, its file in `graphs/`, and
@@ -97,9 +98,9 @@ pub struct DemoConfig {
     pub progress: bool,
 }
 
-/// The graphs folder of this workspace.
+/// The workspace's `graphs/` folder (see [`crate::files::workspace_path`]).
 pub fn default_graphs_dir() -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../graphs"))
+    crate::files::workspace_path("graphs")
 }
 
 impl Default for DemoConfig {
@@ -199,7 +200,9 @@ pub fn run(config: &DemoConfig, log: &mut dyn FnMut(&str)) -> Result<(Report, St
     let mut graphs = BTreeMap::new();
     for model in MODELS {
         let path = config.graphs_dir.join(model.file);
-        graphs.insert(model.name, Arc::new(Graph::load(&path, &registry)?));
+        let graph = Graph::load(&path, &registry)?;
+        Classifier::check_fits(&graph, &[1, CANVAS, CANVAS], 2)?;
+        graphs.insert(model.name, Arc::new(graph));
     }
     let mut runs: BTreeMap<&str, Vec<Trained>> = BTreeMap::new();
     let mut invariance_runs: BTreeMap<&str, Vec<ModelInvariance>> = BTreeMap::new();
@@ -456,7 +459,7 @@ fn zero_init(graph: &Arc<Graph>, sets: &Quadrants) -> Result<ZeroInitReport> {
         .into_dyn();
     let labels = ArrayD::from_shape_fn(vec![take], |i| sets.same.labels()[i[0]] as f32);
     let result = network.loss_and_grads(&params, vec![images, labels], false)?;
-    let output = network.graph().outputs[0];
+    let output = Classifier::of(network.graph())?.logits;
     let logits = result
         .forward
         .value(output)

@@ -16,6 +16,12 @@ pub enum TrainError {
     /// Loading a network file (rendered with its location).
     #[error("{0}")]
     Graph(String),
+    /// A network that does not fit the data or the training (no loss, wrong input shape...).
+    #[error("{0}")]
+    Unfit(String),
+    /// A tensor file (its error names the file).
+    #[error(transparent)]
+    Tensor(#[from] tapir_graph::TensorError),
     /// Reading or writing a file of the run (checkpoint, metrics, parameters, pictures).
     #[error("{}: {message}", .path.display())]
     File {

@@ -1,8 +1,10 @@
 //! tapir's training crate: [`data`] reads the animal-mnist silhouettes (IDX files), names
 //! the classes, builds the translation-invariance experiment's layouts and batches them;
-//! [`optim`] holds SGD and Adam; [`train`] the loop that fits a network and evaluates it.
+//! [`optim`] holds SGD and Adam; [`train`] the loop that fits a network and evaluates it;
+//! [`checkpoint`] and [`run`] make `tapir train` (resumable, bit for bit); [`demo`] is
+//! `tapir demo`, the experiment end to end; [`files`] writes files a reader never sees half of.
 //!
-//! Start reading at [`data`], then [`train::fit`].
+//! Start reading at [`data`], then [`train::fit`], then [`demo::run`].
 
 #![forbid(unsafe_code)]
 

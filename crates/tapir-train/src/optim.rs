@@ -132,7 +132,15 @@ impl Optimizer {
 
     /// Applies one update to `params` from `grads` (same names, same order).
     pub fn update(&mut self, params: &mut Params<f32>, grads: &Params<f32>) -> Result<()> {
-        if grads.tensors.len() != params.tensors.len() || self.first.len() != params.tensors.len() {
+        let buffers = if matches!(self.kind, OptimizerKind::Adam { .. }) {
+            params.tensors.len()
+        } else {
+            0
+        };
+        if grads.tensors.len() != params.tensors.len()
+            || self.first.len() != params.tensors.len()
+            || self.second.len() != buffers
+        {
             return Err(Error::Tape(format!(
                 "optimizer: {} parameters, {} gradients, state for {}",
                 params.tensors.len(),
@@ -140,8 +148,20 @@ impl Optimizer {
                 self.first.len()
             )));
         }
-        self.step += 1;
-        let step = self.step;
+        let step = self
+            .step
+            .checked_add(1)
+            .ok_or_else(|| Error::Tape("optimizer: the step count overflows".into()))?;
+        for (index, (_, p)) in params.tensors.iter().enumerate() {
+            let second = self.second.get(index).map_or(p.shape(), |b| b.shape());
+            if self.first[index].shape() != p.shape() || second != p.shape() {
+                return Err(Error::Tape(format!(
+                    "optimizer: the state of parameter {index} does not have its shape {:?}",
+                    p.shape()
+                )));
+            }
+        }
+        self.step = step;
         for (index, ((name, p), (grad_name, g))) in
             params.tensors.iter_mut().zip(&grads.tensors).enumerate()
         {

@@ -10,11 +10,11 @@ use std::sync::Arc;
 use tapir_graph::{Dtype, Graph, Network};
 
 use crate::checkpoint::Checkpoint;
-use crate::data::{AnimalMnist, ClassPair, PlacedSet, Quadrants};
+use crate::data::{AnimalMnist, CANVAS, ClassPair, PlacedSet, Quadrants};
 use crate::error::{Result, TrainError};
 use crate::files::write_atomically;
 use crate::optim::{Optimizer, OptimizerKind};
-use crate::train::{AUGMENT_STREAM, EpochRecord, TrainConfig, epoch_rng, fit};
+use crate::train::{AUGMENT_STREAM, Classifier, EpochRecord, TrainConfig, epoch_rng, fit};
 
 /// The file names a run writes in its output folder.
 pub const CHECKPOINT_FILE: &str = "checkpoint.safetensors";
@@ -25,8 +25,7 @@ pub const METRICS_CSV: &str = "metrics.csv";
 /// The same, as JSON.
 pub const METRICS_JSON: &str = "metrics.json";
 
-/// How a data set is laid out; `quadrants` is the experiment's (see `PROTOCOL`-like prose in
-/// the README).
+/// How a data set is laid out; `quadrants` is the experiment's (the README describes it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Layout {
     /// Class 0 at TL, TR or BL, class 1 at BR; validated on `same`, `swapped`, `anywhere`.
@@ -77,14 +76,19 @@ pub struct RunConfig {
 }
 
 impl RunConfig {
-    /// The settings a resumed run must share with the run it continues.
-    fn settings(&self) -> BTreeMap<String, String> {
+    /// The settings a resumed run must share with the run it continues; the network is known
+    /// by its file's name and a hash of its text, so an edited file is noticed.
+    fn settings(&self, graph_text: &str) -> BTreeMap<String, String> {
         let file = self.graph.file_name().map_or_else(
             || self.graph.display().to_string(),
             |f| f.to_string_lossy().into_owned(),
         );
         BTreeMap::from([
-            ("graph".to_string(), file),
+            (
+                "graph".to_string(),
+                format!("{file} (text hash {:016x})", fnv1a(graph_text.as_bytes())),
+            ),
+            ("data".to_string(), self.data_dir.display().to_string()),
             ("classes".to_string(), self.classes.names().join(",")),
             (
                 "layout".to_string(),
@@ -95,6 +99,14 @@ impl RunConfig {
             ("augment".to_string(), self.augment.to_string()),
         ])
     }
+}
+
+/// The 64-bit FNV-1a hash: a stable fingerprint of a file's text (the standard library's
+/// hasher may change between Rust versions; checkpoints outlive them).
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &b| {
+        (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 /// What a run did.
@@ -110,6 +122,9 @@ pub struct RunSummary {
 pub fn train_run(config: &RunConfig, log: &mut dyn FnMut(&str)) -> Result<RunSummary> {
     let registry = tapir_ops::builtin_registry();
     let graph = Arc::new(Graph::load(&config.graph, &registry)?);
+    Classifier::check_fits(&graph, &[1, CANVAS, CANVAS], 2)?;
+    let graph_text = std::fs::read_to_string(&config.graph)
+        .map_err(|e| TrainError::file(&config.graph, format!("cannot read: {e}")))?;
     let network = Network::<f32>::new(Arc::clone(&graph))?;
     let data = AnimalMnist::load(&config.data_dir)?;
     let Layout::Quadrants = config.layout;
@@ -118,7 +133,7 @@ pub fn train_run(config: &RunConfig, log: &mut dyn FnMut(&str)) -> Result<RunSum
         TrainError::file(&config.out, format!("cannot create the output folder: {e}"))
     })?;
     let checkpoint_path = config.out.join(CHECKPOINT_FILE);
-    let settings = config.settings();
+    let settings = config.settings(&graph_text);
     let (mut params, mut optimizer, mut history) = if config.resume {
         let checkpoint = Checkpoint::load(&checkpoint_path, &graph)?;
         check_same_run(&checkpoint_path, &checkpoint, config, &settings)?;
@@ -266,4 +281,14 @@ fn write_metrics(out: &Path, history: &[EpochRecord]) -> Result<()> {
     let json = serde_json::to_string_pretty(history)
         .map_err(|e| TrainError::file(out.join(METRICS_JSON), format!("BUG: {e}")))?;
     write_atomically(&out.join(METRICS_JSON), json.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn fnv1a_matches_its_reference_values() {
+        // The published test vectors of 64-bit FNV-1a.
+        assert_eq!(super::fnv1a(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(super::fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
+    }
 }

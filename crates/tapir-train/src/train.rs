@@ -9,10 +9,10 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use tapir_core::{Error, Tape};
-use tapir_graph::{Network, Params, ValueId};
+use tapir_graph::{Graph, Network, Params, ValueId};
 
 use crate::data::{Batches, PlacedSet};
-use crate::error::Result;
+use crate::error::{Result, TrainError};
 use crate::optim::Optimizer;
 
 /// Mean loss and accuracy over a set.
@@ -57,6 +57,70 @@ fn argmax_rows(logits: &ArrayD<f32>) -> tapir_core::Result<Vec<usize>> {
         .collect())
 }
 
+/// Where a classifier's pieces are: its loss node and the logits the loss reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Classifier {
+    /// The loss node's index.
+    pub loss: usize,
+    /// The value the loss reads as logits, `[N, classes]`.
+    pub logits: ValueId,
+}
+
+impl Classifier {
+    /// Finds the softmax cross-entropy loss of `graph` and its logits.
+    pub fn of(graph: &Graph) -> Result<Self> {
+        let loss = graph.loss.ok_or_else(|| {
+            TrainError::Unfit(format!(
+                "{} has no loss; a classifier ends in `loss: SoftmaxCrossEntropy(logits: \"logits\")`",
+                graph.name
+            ))
+        })?;
+        let node = &graph.nodes[loss];
+        match (node.op, node.inputs.first()) {
+            ("softmax_cross_entropy", Some(&logits)) => Ok(Classifier { loss, logits }),
+            _ => Err(TrainError::Unfit(format!(
+                "{}: its loss is {}, but training here needs SoftmaxCrossEntropy on class logits",
+                graph.name, node.op
+            ))),
+        }
+    }
+
+    /// Checks that `graph` takes one image of `image` (per sample) and tells `classes` classes
+    /// apart, so a run fails before it starts rather than at its first batch.
+    pub fn check_fits(graph: &Graph, image: &[usize], classes: usize) -> Result<Self> {
+        let classifier = Self::of(graph)?;
+        let data: Vec<&tapir_graph::GraphInput> = graph
+            .inputs
+            .iter()
+            .filter(|i| i.kind == tapir_graph::InputKind::Data)
+            .collect();
+        if data.len() != 1 || data[0].shape != image {
+            let declared: Vec<String> = data
+                .iter()
+                .map(|i| format!("\"{}\" {:?}", i.name, i.shape))
+                .collect();
+            return Err(TrainError::Unfit(format!(
+                "{} takes {}; the data are images of {image:?}: declare one input, e.g. `inputs: {{ \"image\": {image:?} }}`",
+                graph.name,
+                if declared.is_empty() {
+                    "no data input".to_string()
+                } else {
+                    declared.join(", ")
+                }
+            )));
+        }
+        let shape = graph.value_shape(classifier.logits);
+        if shape != [classes] {
+            return Err(TrainError::Unfit(format!(
+                "{}: the loss reads \"{}\" of shape {shape:?} per sample, but the data have {classes} classes: end in `Dense(units: {classes})`",
+                graph.name,
+                graph.value_name(classifier.logits)
+            )));
+        }
+        Ok(classifier)
+    }
+}
+
 /// Runs the network without recording on `set`, `batch` samples at a time.
 pub fn evaluate(
     network: &Network<f32>,
@@ -64,14 +128,10 @@ pub fn evaluate(
     set: &PlacedSet,
     batch: usize,
 ) -> Result<Evaluation> {
-    let graph = network.graph();
-    let loss_node = graph
-        .loss
-        .ok_or_else(|| Error::Tape(format!("{} has no loss", graph.name)))?;
-    let output = *graph
-        .outputs
-        .first()
-        .ok_or_else(|| Error::Tape(format!("{} has no output", graph.name)))?;
+    let Classifier {
+        loss: loss_node,
+        logits: output,
+    } = Classifier::of(network.graph())?;
     let (mut loss_sum, mut correct, mut predictions) =
         (0.0f64, 0usize, Vec::with_capacity(set.len()));
     let (mut rows, mut classes): (Vec<f32>, usize) = (Vec::new(), 0);
@@ -169,10 +229,7 @@ pub fn train_epoch(
     bar: &ProgressBar,
 ) -> Result<Metrics> {
     let graph = network.graph();
-    let output = *graph
-        .outputs
-        .first()
-        .ok_or_else(|| Error::Tape(format!("{} has no output", graph.name)))?;
+    let output = Classifier::of(graph)?.logits;
     let batches = Batches::shuffled(
         set,
         config.batch,

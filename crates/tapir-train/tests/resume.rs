@@ -89,3 +89,28 @@ fn resuming_with_other_settings_or_no_checkpoint_is_an_error() {
         "{err}"
     );
 }
+
+#[test]
+fn a_checkpoint_of_another_network_or_a_network_that_does_not_fit_is_an_error() {
+    let out = tempfile::tempdir().unwrap();
+    train_run(&config(out.path(), 1, false), &mut |_| {}).unwrap();
+    let registry = tapir_ops::builtin_registry();
+    let cnn = tapir_graph::Graph::load(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../../graphs/cnn-1.ron"),
+        &registry,
+    )
+    .unwrap();
+    let err =
+        tapir_train::checkpoint::Checkpoint::load(&out.path().join("checkpoint.safetensors"), &cnn)
+            .unwrap_err()
+            .to_string();
+    assert!(err.contains("param.conv.weight"), "{err}");
+
+    let mut unfit = config(out.path(), 1, false);
+    unfit.graph = concat!(env!("CARGO_MANIFEST_DIR"), "/../../graphs/inception.ron").into();
+    let err = train_run(&unfit, &mut |_| {}).unwrap_err().to_string();
+    assert!(
+        err.contains("takes \"image\" [1, 28, 28]; the data are images of [1, 56, 56]"),
+        "{err}"
+    );
+}

@@ -16,15 +16,9 @@ pub const LABELS_FILE: &str = "labels-idx1-ubyte.gz";
 /// The side of a silhouette, in pixels.
 pub const SIDE: usize = 28;
 
-/// The repository's `data/animal-mnist/`, found from this crate's source folder at build time.
+/// The repository's `data/animal-mnist/` (see [`crate::files::workspace_path`]).
 pub fn default_data_dir() -> PathBuf {
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    // The crate lives at `<workspace>/crates/tapir-train`.
-    let workspace = manifest
-        .ancestors()
-        .nth(2)
-        .map_or_else(|| manifest.join("../.."), Path::to_path_buf);
-    workspace.join("data").join("animal-mnist")
+    crate::files::workspace_path("data/animal-mnist")
 }
 
 /// Silhouettes `[count, 28, 28]` (0 background, up to 255 inside) and their labels (0 to 9).
