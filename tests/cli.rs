@@ -407,6 +407,7 @@ fn every_command_has_an_example_in_its_help() {
         ("ops", "tapir ops"),
         ("train", "tapir train graphs/cnn-1.ron"),
         ("demo", "tapir demo --out demo-out --seeds 0,1,2"),
+        ("profile", "tapir profile graphs/cnn-2.ron --batch 64"),
     ] {
         let output = tapir(&[command, "--help"]);
         assert_eq!(output.status.code(), Some(0), "{command}");
@@ -416,8 +417,12 @@ fn every_command_has_an_example_in_its_help() {
             "{command}: {help}"
         );
     }
-    let output = tapir(&["--help"]);
-    assert!(stdout(&output).contains("Examples:\n  tapir demo\n  tapir train graphs/cnn-1.ron"));
+    let help = stdout(&tapir(&["--help"]));
+    assert!(help.contains("Examples:\n  tapir demo\n"), "{help}");
+    assert!(
+        help.contains("\n  tapir profile graphs/cnn-2.ron --batch 64\n"),
+        "{help}"
+    );
 }
 
 #[test]
@@ -479,5 +484,98 @@ fn train_reports_bad_arguments_before_training() {
         stderr(&output).contains("the learning rate must be positive"),
         "{}",
         stderr(&output)
+/// `text` with every number a `#`, runs of spaces as one and rules as `---`: the structure
+/// of a table whose numbers are measurements.
+fn numbers_redacted(text: &str) -> String {
+    let redact = |token: &str| -> String {
+        let chars: Vec<char> = token.chars().collect();
+        if !chars.first().is_some_and(char::is_ascii_digit) {
+            return token.to_string();
+        }
+        // A number's digits, its decimal point and its thousands commas (a comma followed by
+        // a digit); a comma after it ends the number.
+        let mut end = 0;
+        while end < chars.len()
+            && (chars[end].is_ascii_digit()
+                || chars[end] == '.'
+                || (chars[end] == ',' && chars.get(end + 1).is_some_and(char::is_ascii_digit)))
+        {
+            end += 1;
+        }
+        format!("#{}", chars[end..].iter().collect::<String>())
+    };
+    text.lines()
+        .map(|line| {
+            if !line.is_empty() && line.chars().all(|c| c == '-') {
+                return "---".to_string();
+            }
+            line.split_whitespace()
+                .map(redact)
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn profile_prints_a_table_of_every_node() {
+    let output = tapir(&[
+        "profile",
+        "graphs/cnn-1.ron",
+        "--batch",
+        "2",
+        "--threads",
+        "1",
+        "--steps",
+        "3",
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(stderr(&output), "");
+    let text = stdout(&output);
+    assert!(text.starts_with(
+        "graphs/cnn-1.ron: a training step (forward, backward, SGD update) in f32, batch 2, 1 thread\n"
+    ));
+    insta::assert_snapshot!(numbers_redacted(&text));
+}
+
+#[test]
+fn profile_prints_json_with_images_per_s_at_the_top() {
+    let output = tapir(&[
+        "profile",
+        "graphs/cnn-1.ron",
+        "--batch",
+        "2",
+        "--threads",
+        "2",
+        "--json",
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let json: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+    assert!(json["images_per_s"].as_f64().unwrap() > 0.0, "{json}");
+    assert_eq!(json["threads"], 2);
+    let names: Vec<&str> = json["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|node| node["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["conv", "relu", "pool", "logits", "loss"]);
+}
+
+#[test]
+fn profile_needs_a_loss() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("no-loss.ron"),
+        r#"Network(inputs: { "x": [4] }, nodes: { "y": (op: Dense(units: 2), input: "x") }, outputs: ["y"])"#,
+    )
+    .unwrap();
+    let output = tapir_in(dir.path(), &["profile", "no-loss.ron"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        stderr(&output),
+        "error: no-loss.ron: the network has no loss to differentiate; add one, e.g. \
+         `loss: SoftmaxCrossEntropy(logits: \"logits\")`\n"
     );
 }

@@ -35,6 +35,12 @@ use std::time::Duration;
 
 use criterion::{Criterion, criterion_main};
 
+/// The `tapir` binary's allocator, so the steps are timed as `tapir train` runs them;
+/// `cargo bench --no-default-features` times them on the system's allocator.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Warm-up of at least 0.5 s, then at least 30 samples over at least 3 s: every call of the
 /// slowest workload is timed alone, and the whole run takes a few minutes.
 pub fn config() -> Criterion {

@@ -12,6 +12,7 @@ mod grad;
 mod gradcheck;
 mod ops;
 mod output;
+mod profile;
 mod train;
 
 use std::process::ExitCode;
@@ -32,6 +33,7 @@ pub use output::Failure;
   tapir train graphs/cnn-1.ron --epochs 5
   tapir check graphs/cnn-1.ron
   tapir gradcheck graphs/cnn-1.ron
+  tapir profile graphs/cnn-2.ron --batch 64
   tapir grad graphs/cnn-1.ron --inputs batch.safetensors --out grads.safetensors"
 )]
 pub struct Cli {
@@ -47,6 +49,7 @@ enum Command {
     Dot(check::DotArgs),
     Gradcheck(gradcheck::GradcheckArgs),
     Grad(grad::GradArgs),
+    Profile(profile::ProfileArgs),
     Ops(ops::OpsArgs),
 }
 
@@ -85,6 +88,7 @@ pub fn try_main(cli: Cli) -> Result<(), Failure> {
         Command::Dot(args) => check::dot(&args, &mut out),
         Command::Gradcheck(args) => gradcheck::run(&args, &mut out),
         Command::Grad(args) => grad::run(&args, &mut out),
+        Command::Profile(args) => profile::run(&args, &mut out),
         Command::Ops(args) => ops::run(&args, &mut out),
     }
 }

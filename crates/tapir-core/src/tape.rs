@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use ndarray::{ArrayD, ArrayViewD};
 use rayon::prelude::*;
@@ -60,6 +61,9 @@ enum Entry<F: Float> {
         output: Arc<ArrayD<F>>,
     },
 }
+
+/// What one op's backward returns: a gradient (or none) per input.
+type OpGrads<F> = Result<Vec<Option<ArrayD<F>>>>;
 
 /// Records ops as they run, for [`Tape::backward`].
 ///
@@ -204,6 +208,36 @@ impl<F: Float> Tape<F> {
 
     /// Backward from any `output`, given the loss's gradient with respect to it.
     pub fn backward_from(&self, output: &Var<F>, output_grad: ArrayD<F>) -> Result<Gradients<F>> {
+        self.backward_inner(output, output_grad, None)
+    }
+
+    /// [`Tape::backward_from`], calling `timing(entry, time)` once for each op whose backward
+    /// ran, with the op's [`Tape::entry_index`] and how long its backward took (the checks of
+    /// its result included, the sums of gradients not). Ops of one wave run side by side, so
+    /// their times can overlap.
+    pub fn backward_from_timed(
+        &self,
+        output: &Var<F>,
+        output_grad: ArrayD<F>,
+        timing: &mut dyn FnMut(usize, Duration),
+    ) -> Result<Gradients<F>> {
+        self.backward_inner(output, output_grad, Some(timing))
+    }
+
+    /// Where this tape recorded `var`: the entry index [`Tape::backward_from_timed`] reports.
+    /// `None` for a constant or a value of another tape.
+    pub fn entry_index(&self, var: &Var<F>) -> Option<usize> {
+        var.slot
+            .filter(|slot| slot.tape == self.id)
+            .map(|slot| slot.index)
+    }
+
+    fn backward_inner(
+        &self,
+        output: &Var<F>,
+        output_grad: ArrayD<F>,
+        mut timing: Option<&mut dyn FnMut(usize, Duration)>,
+    ) -> Result<Gradients<F>> {
         self.check_owned(output)?;
         if output_grad.shape() != output.shape() {
             return Err(Error::Tape(format!(
@@ -229,18 +263,26 @@ impl<F: Float> Tape<F> {
                 .into_iter()
                 .filter_map(|index| Some((index, grads[index].take()?)))
                 .collect();
-            let run = |(index, output_grad): &(usize, ArrayD<F>)| match &self.entries[*index] {
-                Entry::Op { op, inputs, output } => {
-                    Self::backward_op(op.as_ref(), inputs, output, output_grad)
-                }
-                Entry::Leaf => Ok(Vec::new()),
+            let timed = timing.is_some();
+            let run = |(index, output_grad): &(usize, ArrayD<F>)| {
+                let began = timed.then(Instant::now);
+                let grads = match &self.entries[*index] {
+                    Entry::Op { op, inputs, output } => {
+                        Self::backward_op(op.as_ref(), inputs, output, output_grad)
+                    }
+                    Entry::Leaf => Ok(Vec::new()),
+                };
+                (grads, began.map(|began| began.elapsed()))
             };
-            let results: Vec<Result<Vec<Option<ArrayD<F>>>>> = if jobs.len() > 1 {
+            let results: Vec<(OpGrads<F>, Option<Duration>)> = if jobs.len() > 1 {
                 jobs.par_iter().map(run).collect()
             } else {
                 jobs.iter().map(run).collect()
             };
-            for ((index, _), input_grads) in jobs.iter().zip(results) {
+            for ((index, _), (input_grads, elapsed)) in jobs.iter().zip(results) {
+                if let (Some(timing), Some(elapsed)) = (timing.as_mut(), elapsed) {
+                    timing(*index, elapsed);
+                }
                 let Entry::Op { inputs, .. } = &self.entries[*index] else {
                     continue;
                 };
@@ -268,7 +310,7 @@ impl<F: Float> Tape<F> {
         inputs: &[Var<F>],
         output: &ArrayD<F>,
         output_grad: &ArrayD<F>,
-    ) -> Result<Vec<Option<ArrayD<F>>>> {
+    ) -> OpGrads<F> {
         let views: Vec<ArrayViewD<F>> = inputs.iter().map(|v| v.value.view()).collect();
         let needs_grad: Vec<bool> = inputs.iter().map(Var::is_tracked).collect();
         let cx = BackwardCx {

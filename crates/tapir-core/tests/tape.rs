@@ -3,7 +3,7 @@
 
 use ndarray::{ArrayD, ArrayViewD, IxDyn, arr1};
 use tapir_core::gradcheck::{self, CheckInput, Config};
-use tapir_core::{Arity, BackwardCx, Error, Float, Op, Result, Tape};
+use tapir_core::{Arity, BackwardCx, Error, Float, Op, Result, Tape, Var};
 
 /// `y = x * x` elementwise, with a backward that can be broken on purpose.
 #[derive(Debug, Clone, Copy)]
@@ -273,4 +273,28 @@ fn parallel_backward_is_bit_identical_whatever_the_thread_count() {
             .unwrap()
     };
     assert_eq!(pool(1).install(run), pool(2).install(run));
+}
+
+#[test]
+fn timed_backward_reports_each_op_once_and_changes_no_gradient() {
+    // z = (x^2) * x: two ops, Square then Times; x is a leaf, never timed.
+    let mut tape = Tape::new();
+    let x = tape.leaf(vector(&[2.0]), true);
+    let s = tape.apply(Square::Right, &[&x]).unwrap();
+    let z = tape.apply(Times, &[&s, &x]).unwrap();
+    let mut timed: Vec<usize> = Vec::new();
+    let grads = tape
+        .backward_from_timed(&z, ArrayD::ones(vec![1]), &mut |entry, _| timed.push(entry))
+        .unwrap();
+    assert_eq!(grads.get(&x).unwrap(), &vector(&[12.0]));
+    // Backward runs from the output: Times first, then Square.
+    let (s_entry, z_entry) = (tape.entry_index(&s).unwrap(), tape.entry_index(&z).unwrap());
+    assert_eq!(timed, vec![z_entry, s_entry]);
+    assert_eq!(tape.entry_index(&x), Some(0));
+    assert_eq!(tape.entry_index(&Var::constant(vector(&[1.0]))), None);
+    assert_eq!(
+        Tape::<f64>::new().entry_index(&z),
+        None,
+        "another tape's value"
+    );
 }

@@ -7,7 +7,7 @@ use ndarray::ArrayD;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use tapir_core::gradcheck::{self, CheckInput, Config, Report};
-use tapir_core::{Error, Result, Var};
+use tapir_core::{Error, Float, Result, Var};
 
 use crate::exec::Network;
 use crate::graph::{Graph, InputKind, ValueId};
@@ -40,10 +40,6 @@ impl Graph {
         let network = Network::<f64>::new(Arc::clone(self))?;
         let params = network.init_params(config.seed);
         let mut rng = ChaCha8Rng::seed_from_u64(config.seed.wrapping_add(1));
-        let classes = match self.nodes[loss].inputs.first() {
-            Some(&logits) => self.value_shape(logits).last().copied().unwrap_or(1),
-            None => 1,
-        };
         let mut inputs: Vec<CheckInput> = params
             .tensors
             .iter()
@@ -53,18 +49,7 @@ impl Graph {
                 differentiable: true,
             })
             .collect();
-        for input in &self.inputs {
-            let shape: Vec<usize> = std::iter::once(batch)
-                .chain(input.shape.iter().copied())
-                .collect();
-            let value = match input.kind {
-                InputKind::Labels => ArrayD::from_shape_simple_fn(shape, || {
-                    rng.random_range(0..classes.max(1)) as f64
-                }),
-                InputKind::Data | InputKind::Target => {
-                    ArrayD::from_shape_simple_fn(shape, || rng.random::<f64>())
-                }
-            };
+        for (input, value) in self.inputs.iter().zip(self.random_inputs(batch, &mut rng)) {
             let differentiable = input.kind != InputKind::Labels;
             inputs.push(CheckInput {
                 name: input.name.clone(),
@@ -90,5 +75,37 @@ impl Graph {
             config,
         )?;
         Ok(NetworkCheck { batch, report })
+    }
+
+    /// A random batch for every input, in [`Graph::inputs`] order: data uniform in [0, 1)
+    /// like pixels, labels uniform over the loss's classes. Drawn in `f64` and rounded, so
+    /// both precisions see the same numbers.
+    pub(crate) fn random_inputs<F: Float>(
+        &self,
+        batch: usize,
+        rng: &mut impl Rng,
+    ) -> Vec<ArrayD<F>> {
+        let classes = self
+            .loss
+            .and_then(|loss| self.nodes[loss].inputs.first())
+            .map_or(1, |&logits| {
+                self.value_shape(logits).last().copied().unwrap_or(1)
+            });
+        self.inputs
+            .iter()
+            .map(|input| {
+                let shape: Vec<usize> = std::iter::once(batch)
+                    .chain(input.shape.iter().copied())
+                    .collect();
+                match input.kind {
+                    InputKind::Labels => ArrayD::from_shape_simple_fn(shape, || {
+                        F::from_usize(rng.random_range(0..classes.max(1)))
+                    }),
+                    InputKind::Data | InputKind::Target => {
+                        ArrayD::from_shape_simple_fn(shape, || F::from_f64(rng.random::<f64>()))
+                    }
+                }
+            })
+            .collect()
     }
 }

@@ -1,7 +1,8 @@
 //! tapir's networks as RON files: [`Graph::load`] parses a file and checks it completely
 //! (names, ops, hyperparameters, cycles, shapes) into a validated [`Graph`], whose every
 //! error is located in the file; a [`Network`] runs it, independent nodes side by side.
-//! Parameters, inputs and gradients travel as safetensors files ([`TensorFile`]).
+//! Parameters, inputs and gradients travel as safetensors files ([`TensorFile`]);
+//! [`Graph::profile`] times a training step node by node.
 //!
 //! Start reading at `schema.rs` (the format), then `load.rs` (the checks), then `exec.rs`.
 //! This crate knows ops only through the [`tapir_core::Registry`]: a user's op registered
@@ -88,6 +89,7 @@ mod error;
 mod exec;
 mod graph;
 mod load;
+mod profile;
 mod schema;
 mod summary;
 mod tensors;
@@ -97,6 +99,7 @@ pub use error::{ErrorKind, GraphError};
 pub use exec::{Forward, LossGrads, Network, NodeTiming, Params};
 pub use graph::{Graph, GraphInput, InputKind, Node, Param, ValueId};
 pub use load::{LABELS_INPUT, LOSS_NODE, camel_case, snake_case};
+pub use profile::{NodeProfile, Profile, ProfileConfig};
 pub use schema::{Init, InitSpec, LossSpec, NetworkFile, NodeSpec};
 pub use summary::group_digits;
 pub use tensors::{
