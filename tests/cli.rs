@@ -484,6 +484,9 @@ fn train_reports_bad_arguments_before_training() {
         stderr(&output).contains("the learning rate must be positive"),
         "{}",
         stderr(&output)
+    );
+}
+
 /// `text` with every number a `#`, runs of spaces as one and rules as `---`: the structure
 /// of a table whose numbers are measurements.
 fn numbers_redacted(text: &str) -> String {
