@@ -111,7 +111,37 @@ mod tests {
     fn builtins_register_without_collisions() {
         let mut registry = tapir_core::Registry::new();
         assert!(super::register_builtins(&mut registry).is_ok());
-        assert!(registry.names().count() > 0);
+        let names: Vec<&str> = registry.names().collect();
+        assert_eq!(
+            names,
+            [
+                "add",
+                "avg_pool2d",
+                "concat",
+                "conv2d",
+                "dense",
+                "flatten",
+                "gelu",
+                "global_avg_pool",
+                "global_max_pool",
+                "leaky_relu",
+                "log_softmax",
+                "matmul",
+                "max_pool2d",
+                "mean",
+                "mse",
+                "mul",
+                "relu",
+                "reshape",
+                "sigmoid",
+                "softmax",
+                "softmax_cross_entropy",
+                "sum",
+                "tanh",
+            ]
+        );
+        // A second registration of any of them is refused.
+        assert!(super::register_builtins(&mut registry).is_err());
     }
 
     #[test]
