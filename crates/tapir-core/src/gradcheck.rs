@@ -250,14 +250,19 @@ fn compare(
     for &k in checked {
         let index = unravel(analytic.shape(), k);
         let (a, n) = (analytic[IxDyn(&index)], numeric[IxDyn(&index)]);
-        let abs = (a - n).abs();
-        // NaN compares false everywhere: make it the worst error there is.
-        let rel = if abs.is_nan() {
-            f64::INFINITY
+        // A NaN or an infinite gradient is the worst error there is (NaN compares false
+        // everywhere, and inf / inf is NaN, so neither may reach the comparisons below).
+        let abs = if (a - n).is_finite() {
+            (a - n).abs()
         } else {
-            abs / a.abs().max(n.abs()).max(REL_FLOOR)
+            f64::INFINITY
         };
-        max_abs_error = max_abs_error.max(if abs.is_nan() { f64::INFINITY } else { abs });
+        let rel = if abs.is_finite() {
+            abs / a.abs().max(n.abs()).max(REL_FLOOR)
+        } else {
+            f64::INFINITY
+        };
+        max_abs_error = max_abs_error.max(abs);
         if rel > max_rel_error {
             max_rel_error = rel;
             worst = k;
@@ -542,6 +547,19 @@ pub fn error_bucket(error: f64) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn non_finite_gradients_fail() {
+        let analytic = ArrayD::from_shape_vec(vec![3], vec![1.0, f64::INFINITY, 0.5]).unwrap();
+        let numeric = ArrayD::from_shape_vec(vec![3], vec![1.0, 2.0, f64::NAN]).unwrap();
+        let report = compare("x", analytic, numeric, &[0, 1, 2], TOLERANCE);
+        assert!(!report.passed);
+        assert_eq!(
+            (report.max_rel_error, report.max_abs_error),
+            (f64::INFINITY, f64::INFINITY)
+        );
+        assert_eq!(report.worst_index, vec![1]);
+    }
 
     #[test]
     fn unravel_is_row_major() {

@@ -191,9 +191,12 @@ impl<F: Float> Network<F> {
     ) -> Result<Forward<F>> {
         let graph = &self.graph;
         let expected = graph.params().count();
-        if param_vars.len() != expected || input_vars.len() > graph.inputs.len() {
+        let needed = self.inputs_needed();
+        if param_vars.len() != expected
+            || !(needed..=graph.inputs.len()).contains(&input_vars.len())
+        {
             return Err(Error::Tape(format!(
-                "the network takes {expected} parameters and at most {} inputs, got {} and {}",
+                "the network takes {expected} parameters and {needed} to {} inputs, got {} and {}",
                 graph.inputs.len(),
                 param_vars.len(),
                 input_vars.len()
@@ -273,6 +276,14 @@ impl<F: Float> Network<F> {
         Some(n) != self.graph.loss || inputs.len() == self.graph.inputs.len()
     }
 
+    /// How many inputs a forward pass needs: all but the loss's implicit labels, which
+    /// inference may leave out.
+    fn inputs_needed(&self) -> usize {
+        let graph = &self.graph;
+        graph.inputs.len()
+            - usize::from(graph.loss.is_some() && graph.input(crate::LABELS_INPUT).is_some())
+    }
+
     fn param_vars(&self, tape: &mut Tape<F>, params: &Params<F>) -> Result<Vec<Var<F>>> {
         self.graph
             .params()
@@ -301,8 +312,7 @@ impl<F: Float> Network<F> {
     ) -> Result<Vec<Var<F>>> {
         let graph = &self.graph;
         let declared = graph.inputs.len();
-        let needed = declared
-            - usize::from(graph.loss.is_some() && graph.input(crate::LABELS_INPUT).is_some());
+        let needed = self.inputs_needed();
         if inputs.len() < needed || inputs.len() > declared {
             let names: Vec<&str> = graph.inputs.iter().map(|i| i.name.as_str()).collect();
             return Err(Error::Tape(format!(

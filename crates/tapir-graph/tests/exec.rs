@@ -193,3 +193,22 @@ fn all_zero_weights_give_one_half_and_never_move_the_filters() {
         );
     }
 }
+
+#[test]
+fn forward_on_tape_values_refuses_too_few_inputs() {
+    let network = Network::<f32>::new(graph("cnn-1.ron")).unwrap();
+    let params = network.init_params(0);
+    let mut tape = Tape::new();
+    let params: Vec<_> = params
+        .tensors
+        .iter()
+        .map(|(_, t)| tape.leaf(t.clone(), true))
+        .collect();
+    let err = network
+        .forward_vars(&mut tape, params, vec![], None)
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "tape: the network takes 4 parameters and 1 to 2 inputs, got 4 and 0"
+    );
+}
