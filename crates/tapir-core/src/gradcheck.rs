@@ -11,7 +11,8 @@
 //! analytic, `n` numeric. The floor keeps elements whose true gradient is zero (or nearly)
 //! from dividing rounding noise by nothing; below it the measure is the absolute error
 //! divided by the floor. A tensor passes when its largest relative error is below
-//! [`TOLERANCE`].
+//! [`TOLERANCE`]; an element whose gradient is infinite or NaN, analytic or numeric, has an
+//! infinite error and fails.
 //!
 //! **Inputs avoid kinks and ties.** Finite differences are wrong where `f` is not smooth
 //! within `eps` of the point, so each case draws its inputs with a [`Gen`] that keeps away from
@@ -250,14 +251,12 @@ fn compare(
     for &k in checked {
         let index = unravel(analytic.shape(), k);
         let (a, n) = (analytic[IxDyn(&index)], numeric[IxDyn(&index)]);
-        let abs = (a - n).abs();
-        // NaN compares false everywhere: make it the worst error there is.
-        let rel = if abs.is_nan() {
-            f64::INFINITY
-        } else {
-            abs / a.abs().max(n.abs()).max(REL_FLOOR)
-        };
-        max_abs_error = max_abs_error.max(if abs.is_nan() { f64::INFINITY } else { abs });
+        // A NaN compares false everywhere and inf / inf is NaN: any error that is not a
+        // finite number (an infinite or NaN gradient on either side) is the worst there is.
+        let worst_if_not_finite = |e: f64| if e.is_finite() { e } else { f64::INFINITY };
+        let abs = worst_if_not_finite((a - n).abs());
+        let rel = worst_if_not_finite(abs / a.abs().max(n.abs()).max(REL_FLOOR));
+        max_abs_error = max_abs_error.max(abs);
         if rel > max_rel_error {
             max_rel_error = rel;
             worst = k;
@@ -559,6 +558,27 @@ mod tests {
         assert_eq!(round6(1.23456789), 1.23457);
         assert_eq!(round6(-1e-20), -1e-20);
         assert_eq!(round6(-0.0).to_bits(), 0.0f64.to_bits());
+    }
+
+    #[test]
+    fn infinite_and_nan_gradients_fail() {
+        let one = |x: f64| ArrayD::from_elem(vec![1], x);
+        for (analytic, numeric) in [
+            (f64::INFINITY, 1.0),
+            (1.0, f64::INFINITY),
+            (f64::INFINITY, f64::INFINITY),
+            (f64::NEG_INFINITY, f64::INFINITY),
+            (f64::NAN, 1.0),
+            (1.0, f64::NAN),
+        ] {
+            let report = compare("x", one(analytic), one(numeric), &[0], TOLERANCE);
+            assert!(!report.passed, "{analytic} against {numeric} passed");
+            assert_eq!(report.max_rel_error, f64::INFINITY);
+            assert_eq!(report.max_abs_error, f64::INFINITY);
+        }
+        let report = compare("x", one(2.0), one(2.0), &[0], TOLERANCE);
+        assert!(report.passed);
+        assert_eq!(report.max_rel_error, 0.0);
     }
 
     #[test]
