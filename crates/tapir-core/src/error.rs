@@ -37,6 +37,13 @@ pub enum Error {
     /// Misuse of the tape itself (backward from a non-scalar, a variable from another tape...).
     #[error("tape: {0}")]
     Tape(String),
+    /// Values given to a network that it cannot take: inputs or parameters missing, too
+    /// many, or of the wrong shape; labels left out where the loss needs them.
+    #[error("input: {0}")]
+    Input(String),
+    /// A registry refused an op type (a name registered twice).
+    #[error("registry: {0}")]
+    Registry(String),
     /// An error from an op, with the name of the graph node that ran it.
     #[error("node \"{node}\": {source}")]
     Node { node: String, source: Box<Error> },

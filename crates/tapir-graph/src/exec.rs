@@ -192,7 +192,7 @@ impl<F: Float> Network<F> {
         let graph = &self.graph;
         let expected = graph.params().count();
         if param_vars.len() != expected || input_vars.len() > graph.inputs.len() {
-            return Err(Error::Tape(format!(
+            return Err(Error::Input(format!(
                 "the network takes {expected} parameters and at most {} inputs, got {} and {}",
                 graph.inputs.len(),
                 param_vars.len(),
@@ -278,10 +278,10 @@ impl<F: Float> Network<F> {
             .params()
             .map(|param| {
                 let value = params.get(&param.name).ok_or_else(|| {
-                    Error::Tape(format!("parameter \"{}\" is missing", param.name))
+                    Error::Input(format!("parameter \"{}\" is missing", param.name))
                 })?;
                 if value.shape() != param.spec.shape.as_slice() {
-                    return Err(Error::Tape(format!(
+                    return Err(Error::Input(format!(
                         "parameter \"{}\" has shape {:?}, the network needs {:?}",
                         param.name,
                         value.shape(),
@@ -305,7 +305,7 @@ impl<F: Float> Network<F> {
             - usize::from(graph.loss.is_some() && graph.input(crate::LABELS_INPUT).is_some());
         if inputs.len() < needed || inputs.len() > declared {
             let names: Vec<&str> = graph.inputs.iter().map(|i| i.name.as_str()).collect();
-            return Err(Error::Tape(format!(
+            return Err(Error::Input(format!(
                 "the network takes the inputs {names:?}, got {} arrays",
                 inputs.len()
             )));
@@ -321,7 +321,7 @@ impl<F: Float> Network<F> {
                 .chain(input.shape.iter().copied())
                 .collect();
             if value.shape() != expected.as_slice() {
-                return Err(Error::Tape(format!(
+                return Err(Error::Input(format!(
                     "input \"{}\" has shape {:?}, the network expects {:?} (batch {batch}, then {:?})",
                     input.name,
                     value.shape(),
@@ -344,7 +344,7 @@ impl<F: Float> Network<F> {
         grad_inputs: bool,
     ) -> Result<LossGrads<F>> {
         let Some(loss) = self.graph.loss else {
-            return Err(Error::Tape(format!(
+            return Err(Error::Input(format!(
                 "{} has no loss to differentiate",
                 self.graph.name
             )));
@@ -352,7 +352,7 @@ impl<F: Float> Network<F> {
         let mut tape = Tape::new();
         let forward = self.forward(&mut tape, params, inputs, grad_inputs, None)?;
         let Some(loss_var) = forward.nodes[loss].as_ref() else {
-            return Err(Error::Tape("the loss needs its labels".into()));
+            return Err(Error::Input("the loss needs its labels".into()));
         };
         let value = loss_var
             .value()

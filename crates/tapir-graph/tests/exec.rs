@@ -148,7 +148,7 @@ fn wrong_inputs_and_params_are_errors() {
         .unwrap_err();
     assert_eq!(
         err.to_string(),
-        "tape: input \"image\" has shape [2, 1, 28, 28], the network expects [2, 1, 56, 56] (batch 2, then [1, 56, 56])"
+        "input: input \"image\" has shape [2, 1, 28, 28], the network expects [2, 1, 56, 56] (batch 2, then [1, 56, 56])"
     );
     params.tensors.retain(|(name, _)| name != "conv.bias");
     let err = network
@@ -160,7 +160,7 @@ fn wrong_inputs_and_params_are_errors() {
             None,
         )
         .unwrap_err();
-    assert_eq!(err.to_string(), "tape: parameter \"conv.bias\" is missing");
+    assert_eq!(err.to_string(), "input: parameter \"conv.bias\" is missing");
 }
 
 #[test]

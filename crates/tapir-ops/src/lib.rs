@@ -141,7 +141,12 @@ mod tests {
             ]
         );
         // A second registration of any of them is refused.
-        assert!(super::register_builtins(&mut registry).is_err());
+        assert_eq!(
+            super::register_builtins(&mut registry)
+                .unwrap_err()
+                .to_string(),
+            "registry: an op named \"conv2d\" is registered already"
+        );
     }
 
     #[test]
