@@ -191,14 +191,14 @@ impl<F: Float> Network<F> {
     ) -> Result<Forward<F>> {
         let graph = &self.graph;
         let expected = graph.params().count();
-        if param_vars.len() != expected || input_vars.len() > graph.inputs.len() {
+        if param_vars.len() != expected {
             return Err(Error::Input(format!(
-                "the network takes {expected} parameters and at most {} inputs, got {} and {}",
-                graph.inputs.len(),
-                param_vars.len(),
-                input_vars.len()
+                "the network takes {expected} parameters, got {}",
+                param_vars.len()
             )));
         }
+        let shapes: Vec<&[usize]> = input_vars.iter().map(Var::shape).collect();
+        self.check_inputs(&shapes)?;
         let mut nodes: Vec<Option<Var<F>>> = vec![None; graph.nodes.len()];
         let mut first_param = vec![0; graph.nodes.len()];
         let mut offset = 0;
@@ -299,40 +299,49 @@ impl<F: Float> Network<F> {
         inputs: Vec<ArrayD<F>>,
         grad_inputs: bool,
     ) -> Result<Vec<Var<F>>> {
+        let shapes: Vec<&[usize]> = inputs.iter().map(ArrayD::shape).collect();
+        self.check_inputs(&shapes)?;
+        Ok(inputs
+            .into_iter()
+            .zip(&self.graph.inputs)
+            .map(|(value, input)| {
+                let differentiable = grad_inputs && input.kind != crate::InputKind::Labels;
+                tape.leaf(value, differentiable)
+            })
+            .collect())
+    }
+
+    /// Checks the shapes of the values given for the graph's inputs, in [`Graph::inputs`]
+    /// order: every declared input but the loss's implicit ones, which may be left out, and
+    /// each of shape `[batch, per-sample shape...]` with one batch size for all.
+    fn check_inputs(&self, shapes: &[&[usize]]) -> Result<()> {
         let graph = &self.graph;
         let declared = graph.inputs.len();
         let needed = declared
             - usize::from(graph.loss.is_some() && graph.input(crate::LABELS_INPUT).is_some());
-        if inputs.len() < needed || inputs.len() > declared {
+        if shapes.len() < needed || shapes.len() > declared {
             let names: Vec<&str> = graph.inputs.iter().map(|i| i.name.as_str()).collect();
             return Err(Error::Input(format!(
                 "the network takes the inputs {names:?}, got {} arrays",
-                inputs.len()
+                shapes.len()
             )));
         }
-        let batch = inputs
+        let batch = shapes
             .first()
-            .and_then(|a| a.shape().first().copied())
+            .and_then(|shape| shape.first().copied())
             .unwrap_or(0);
-        let mut vars: Vec<Var<F>> = Vec::new();
-        for (index, value) in inputs.into_iter().enumerate() {
-            let input = &graph.inputs[index];
+        for (shape, input) in shapes.iter().zip(&graph.inputs) {
             let expected: Vec<usize> = std::iter::once(batch)
                 .chain(input.shape.iter().copied())
                 .collect();
-            if value.shape() != expected.as_slice() {
+            if *shape != expected.as_slice() {
                 return Err(Error::Input(format!(
                     "input \"{}\" has shape {:?}, the network expects {:?} (batch {batch}, then {:?})",
-                    input.name,
-                    value.shape(),
-                    expected,
-                    input.shape
+                    input.name, shape, expected, input.shape
                 )));
             }
-            let differentiable = grad_inputs && input.kind != crate::InputKind::Labels;
-            vars.push(tape.leaf(value, differentiable));
         }
-        Ok(vars)
+        Ok(())
     }
 
     /// Forward and backward for the loss: the loss value and every parameter's gradient
