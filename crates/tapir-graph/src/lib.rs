@@ -16,7 +16,7 @@
 //!    backward, generic over the element type) and [`tapir_core::OpType`] (its registered
 //!    name and its gradient-check cases); derive `serde::Deserialize` for its hyperparameters.
 //!    The doc of [`tapir_core::Op`] holds a complete op.
-//! 2. Register it next to the built-ins: [`tapir_ops::register_builtins`], then
+//! 2. Register it next to the built-ins: `tapir_ops::register_builtins`, then
 //!    [`Registry::register`](tapir_core::Registry::register).
 //! 3. Prove its gradient: run each of its [`GradcheckCase`](tapir_core::GradcheckCase)s with
 //!    the same checker as the built-ins, `case.run(&Config::default())`.
