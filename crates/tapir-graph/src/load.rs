@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use miette::NamedSource;
 use ron::extensions::Extensions;
-use tapir_core::{Arity, Registry, RegistryEntry};
+use tapir_core::{Arity, Op, Registry, RegistryEntry};
 
 use crate::error::{ErrorKind, GraphError};
 use crate::graph::{Graph, GraphInput, InputKind, ValueId};
@@ -96,11 +96,17 @@ impl Place {
     }
 }
 
+/// An op a node names: its registry entry, its hyperparameters as text, and the op built
+/// from them.
+type ResolvedOp = (RegistryEntry, String, Arc<dyn Op<f64>>);
+
 /// A node as far as the loader got with it.
 struct Draft {
     name: String,
     entry: RegistryEntry,
     hyperparameters: String,
+    /// The op, built once from its hyperparameters; every check after that uses it.
+    op: Arc<dyn Op<f64>>,
     place: Place,
     inputs: Vec<ValueId>,
     /// Where each input is named, in order (none for the loss's implicit labels).
@@ -151,13 +157,14 @@ impl Loader<'_> {
         let places: Vec<Place> = self.node_places(&file, &nodes_section);
         let mut drafts = Vec::new();
         for (index, ((name, spec), place)) in file.nodes.0.iter().zip(&places).enumerate() {
-            let (entry, hyperparameters) = self.resolve_op(name, place)?;
+            let (entry, hyperparameters, op) = self.resolve_op(name, place)?;
             let (inputs, reads) =
-                self.resolve_inputs(name, spec, place, &names, &entry, &hyperparameters)?;
+                self.resolve_inputs(name, spec, place, &names, &entry, op.as_ref())?;
             let draft = Draft {
                 name: name.clone(),
                 entry,
                 hyperparameters,
+                op,
                 place: *place,
                 inputs,
                 reads,
@@ -418,7 +425,9 @@ impl Loader<'_> {
             .collect()
     }
 
-    fn resolve_op(&self, node: &str, place: &Place) -> Result<(RegistryEntry, String), GraphError> {
+    /// The op a node names: its registry entry, its hyperparameter text and the op built
+    /// from them.
+    fn resolve_op(&self, node: &str, place: &Place) -> Result<ResolvedOp, GraphError> {
         let (start, len) = place.op;
         let text = &self.src()[start..start + len];
         let name = place.op_name(self.src());
@@ -448,10 +457,10 @@ impl Loader<'_> {
         };
         // Build now, so that hyperparameters that do not parse are reported before anything
         // that depends on them.
-        entry
+        let op = entry
             .build::<f64>(&hyperparameters)
             .map_err(|e| self.op_error(&format!("node \"{node}\""), &entry, place, e))?;
-        Ok((entry, hyperparameters))
+        Ok((entry, hyperparameters, op))
     }
 
     fn resolve_inputs(
@@ -461,15 +470,13 @@ impl Loader<'_> {
         place: &Place,
         names: &HashMap<String, ValueId>,
         entry: &RegistryEntry,
-        hyperparameters: &str,
+        op: &dyn Op<f64>,
     ) -> Result<(Vec<ValueId>, Vec<Option<Span>>), GraphError> {
         let (references, spans): (Vec<&String>, Vec<Option<Span>>) =
             match (&spec.input, &spec.inputs) {
                 (Some(_), Some(_)) => {
+                    let takes_one = op.arity() == Arity::Exactly(1);
                     let op = camel_case(entry.name);
-                    let takes_one = entry
-                        .build::<f64>(hyperparameters)
-                        .is_ok_and(|built| built.arity() == Arity::Exactly(1));
                     // Point at the one to remove.
                     let (remove, help) = if takes_one {
                         (
@@ -557,11 +564,7 @@ impl Loader<'_> {
         spec: &NodeSpec,
         file: &NetworkFile,
     ) -> Result<(), GraphError> {
-        let arity = draft
-            .entry
-            .build::<f64>(&draft.hyperparameters)
-            .map(|op| op.arity())
-            .map_err(|e| self.op_error(&draft.title(), &draft.entry, &draft.place, e))?;
+        let arity = draft.op.arity();
         let got = draft.inputs.len();
         if arity.allows(got) {
             return Ok(());
@@ -735,16 +738,22 @@ impl Loader<'_> {
                 .at(value, "this loss")
                 .help(format!("register `{}` with the other ops", camel_case(op))));
         };
+        let place = Place {
+            key: field,
+            op: value,
+            input: None,
+            inputs: None,
+        };
+        let hyperparameters = "()".to_string();
+        let op = entry
+            .build::<f64>(&hyperparameters)
+            .map_err(|e| self.op_error("the loss", &entry, &place, e))?;
         drafts.push(Draft {
             name: LOSS_NODE.to_string(),
             entry,
-            hyperparameters: "()".to_string(),
-            place: Place {
-                key: field,
-                op: value,
-                input: None,
-                inputs: None,
-            },
+            hyperparameters,
+            op,
+            place,
             inputs: reads,
             reads: spans,
         });
@@ -860,6 +869,69 @@ mod tests {
             assert_eq!(camel_case(snake), camel);
         }
         assert_eq!(snake_case("max_pool2d"), "max_pool2d");
+    }
+
+    /// Counts how often it is built from its hyperparameters.
+    #[derive(Debug, Clone)]
+    struct Counted;
+
+    static BUILDS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+    impl<'de> serde::Deserialize<'de> for Counted {
+        fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            #[derive(serde::Deserialize)]
+            struct Unit;
+            Unit::deserialize(deserializer)?;
+            BUILDS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Ok(Counted)
+        }
+    }
+
+    impl<F: tapir_core::Float> tapir_core::Op<F> for Counted {
+        fn name(&self) -> &'static str {
+            "counted"
+        }
+        fn arity(&self) -> Arity {
+            Arity::Exactly(1)
+        }
+        fn output_shape(&self, inputs: &[&[usize]]) -> tapir_core::Result<Vec<usize>> {
+            Arity::Exactly(1).check("counted", inputs.len())?;
+            Ok(inputs[0].to_vec())
+        }
+        fn forward(
+            &self,
+            inputs: &[ndarray::ArrayViewD<F>],
+        ) -> tapir_core::Result<ndarray::ArrayD<F>> {
+            Ok(inputs[0].to_owned())
+        }
+        fn backward(
+            &self,
+            cx: &tapir_core::BackwardCx<F>,
+        ) -> tapir_core::Result<Vec<Option<ndarray::ArrayD<F>>>> {
+            Ok(vec![Some(cx.output_grad.to_owned())])
+        }
+    }
+
+    impl tapir_core::OpType for Counted {
+        const NAME: &'static str = "counted";
+        fn gradcheck_cases() -> Vec<tapir_core::GradcheckCase> {
+            Vec::new()
+        }
+    }
+
+    #[test]
+    fn each_op_is_built_once_while_loading() {
+        let mut registry = tapir_ops::builtin_registry();
+        registry.register::<Counted>().unwrap();
+        let text = r#"Network(
+            inputs: { "x": [4] },
+            nodes: { "c": (op: Counted, input: "x") },
+            outputs: ["c"],
+        )"#;
+        let before = BUILDS.load(std::sync::atomic::Ordering::SeqCst);
+        Graph::parse("counted.ron", text, &registry).unwrap();
+        let after = BUILDS.load(std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(after - before, 1);
     }
 
     #[test]

@@ -216,10 +216,7 @@ impl Loader<'_> {
             if draft.name == LOSS_NODE && draft.entry.name == "softmax_cross_entropy" {
                 self.check_logits(draft, &known, outputs)?;
             }
-            let op = draft
-                .entry
-                .build::<f64>(&draft.hyperparameters)
-                .map_err(|e| self.op_error(&draft.title(), &draft.entry, &draft.place, e))?;
+            let op = &draft.op;
             let data: Vec<Vec<usize>> = draft
                 .inputs
                 .iter()
