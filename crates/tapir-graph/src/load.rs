@@ -264,6 +264,21 @@ impl Loader<'_> {
                          e.g. `\"{name}\": {fixed:?}`"
                     )));
             }
+            if tapir_core::allocatable_elements(shape).is_none() {
+                let value = self.text.value_after(key.0 + key.1).unwrap_or(key);
+                return Err(self
+                    .error(
+                        ErrorKind::Shape,
+                        format!(
+                            "input \"{name}\" has more elements per sample than fit in memory: \
+                             {shape:?}"
+                        ),
+                    )
+                    .at(value, "too many elements")
+                    .help(too_large_help(
+                        "give the per-sample shape without the batch axis, in sizes that fit",
+                    )));
+            }
             inputs.push(GraphInput {
                 name: name.clone(),
                 shape: shape.clone(),
@@ -805,6 +820,15 @@ impl Loader<'_> {
     fn line(&self, at: Span) -> usize {
         self.text.line(at.0)
     }
+}
+
+/// How to fix a shape too large to allocate: the limit, then `fix`.
+fn too_large_help(fix: &str) -> String {
+    format!(
+        "every value is allocated whole, and an array holds at most {} numbers (isize::MAX \
+         bytes of f64); {fix}",
+        crate::summary::group_digits(tapir_core::MAX_ELEMENTS as u64)
+    )
 }
 
 /// `MaxPool2d` -> `max_pool2d`: the registry's names from the file's; snake_case passes through.

@@ -78,9 +78,7 @@ impl<F: Float> Op<F> for LeakyRelu {
 
     fn flops(&self, inputs: &[&[usize]]) -> u64 {
         // One multiply per element (the comparison is not counted).
-        inputs
-            .first()
-            .map_or(0, |s| s.iter().product::<usize>() as u64)
+        shape::elementwise_flops(inputs, 1)
     }
 }
 

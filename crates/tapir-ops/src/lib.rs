@@ -150,6 +150,37 @@ mod tests {
     }
 
     #[test]
+    fn flops_saturate_instead_of_overflowing() {
+        let registry = super::builtin_registry();
+        let huge: &[usize] = &[1, 3, usize::MAX / 2, 8];
+        for (name, hyperparameters) in [
+            ("gelu", "()"),
+            ("global_avg_pool", "()"),
+            ("global_max_pool", "()"),
+            ("leaky_relu", "()"),
+            ("log_softmax", "()"),
+            ("mean", "(axes: [1])"),
+            ("mse", "()"),
+            ("relu", "()"),
+            ("sigmoid", "()"),
+            ("softmax", "()"),
+            ("sum", "(axes: [1])"),
+            ("tanh", "()"),
+        ] {
+            let op = registry
+                .get(name)
+                .and_then(|entry| entry.build_f64(hyperparameters).ok())
+                .unwrap_or_else(|| panic!("{name} builds"));
+            let inputs = if name == "mse" {
+                vec![huge, huge]
+            } else {
+                vec![huge]
+            };
+            assert_eq!(op.flops(&inputs), u64::MAX, "{name}");
+        }
+    }
+
+    #[test]
     fn ops_build_from_hyperparameter_text() {
         let registry = super::builtin_registry();
         let relu = registry.get("relu").expect("relu is built in");

@@ -224,6 +224,7 @@ impl Loader<'_> {
                 .collect();
             let ruled = shape_rule(op.as_ref(), &data)
                 .map_err(|e| self.shape_error(draft, op.as_ref(), &known, &e))?;
+            self.check_allocatable(draft, &ruled)?;
             let input_refs: Vec<&[usize]> = ruled.inputs.iter().map(Vec::as_slice).collect();
             let flops = op.flops(&input_refs);
             let params = ruled
@@ -310,6 +311,41 @@ impl Loader<'_> {
                 )
                 .at(draft.place.op, "this op")
                 .help(help));
+        }
+        Ok(())
+    }
+
+    /// Every value is allocated whole: a node's output and parameters must fit in memory at
+    /// a batch of one (the inputs were checked where they are declared).
+    fn check_allocatable(&self, draft: &Draft, ruled: &Ruled) -> Result<(), GraphError> {
+        let output = std::iter::once(("output".to_string(), &ruled.output));
+        let params = ruled
+            .params
+            .iter()
+            .map(|p| (format!("parameter \"{}.{}\"", draft.name, p.name), &p.shape));
+        for (what, shape) in output.chain(params) {
+            if tapir_core::allocatable_elements(shape).is_some() {
+                continue;
+            }
+            return Err(self
+                .error(
+                    ErrorKind::Shape,
+                    format!(
+                        "{}: {}: the {what} would have shape {}, more elements than fit in \
+                         memory",
+                        draft.title(),
+                        draft.op(),
+                        if what == "output" {
+                            batched_text(shape.get(1..).unwrap_or_default())
+                        } else {
+                            format!("{shape:?}")
+                        }
+                    ),
+                )
+                .at(draft.place.op, "too large")
+                .help(super::too_large_help(
+                    "make the network smaller: fewer units or filters, or smaller inputs",
+                )));
         }
         Ok(())
     }
