@@ -25,7 +25,7 @@ use tapir_core::{Arity, Op, Registry, RegistryEntry};
 
 use crate::error::{ErrorKind, GraphError};
 use crate::graph::{Graph, GraphInput, InputKind, ValueId};
-use crate::schema::{LossSpec, NetworkFile, NodeSpec};
+use crate::schema::{Init, LossSpec, NetworkFile, NodeSpec};
 use locate::{Span, Text};
 use order::waves;
 use words::{inputs_phrase, quoted_list};
@@ -178,6 +178,7 @@ impl Loader<'_> {
             self.add_loss(loss, &mut inputs, &mut drafts, &names)?;
             order.push(drafts.len() - 1); // the loss node reads only earlier values
         }
+        self.check_init(&file)?;
         let nodes = self.infer_shapes(&inputs, drafts, &order, &outputs)?;
         let loss = file.loss.as_ref().map(|_| nodes.len() - 1);
         let waves = waves(&nodes, &order);
@@ -772,6 +773,48 @@ impl Loader<'_> {
             inputs: reads,
             reads: spans,
         });
+        Ok(())
+    }
+
+    /// A constant initialisation must be a number in both precisions: NaN or infinite
+    /// parameters make every output NaN, and networks train in `f32`.
+    fn check_init(&self, file: &NetworkFile) -> Result<(), GraphError> {
+        let rules = [("weights", file.init.weights), ("biases", file.init.biases)];
+        for (field, rule) in rules {
+            let Init::Constant(c) = rule else {
+                continue;
+            };
+            // `as` rounds a finite f64 beyond f32's range to infinity, which is the question.
+            let (problem, label) = if !c.is_finite() {
+                ("is not a finite number", "not a finite number")
+            } else if !(c as f32).is_finite() {
+                (
+                    "is infinite in f32, the precision networks train in",
+                    "infinite in f32",
+                )
+            } else {
+                continue;
+            };
+            let init = self.text.top_field("init").unwrap_or((0, 0));
+            let value = self.text.value_after(init.0 + init.1).unwrap_or(init);
+            let (inside, depth) = self.text.inside(value);
+            let span = self
+                .text
+                .field(field, inside, depth)
+                .and_then(|f| self.text.value_after(f.0 + f.1))
+                .unwrap_or(value);
+            return Err(self
+                .error(
+                    ErrorKind::Hyperparameter,
+                    format!("`init`: the constant {c:e} for the {field} {problem}"),
+                )
+                .at(span, label)
+                .help(format!(
+                    "give a finite number of at most {:e} in size (`{field}: Constant(0.1)`), \
+                     or another rule: He, Glorot, Zeros",
+                    f32::MAX
+                )));
+        }
         Ok(())
     }
 
