@@ -4,13 +4,15 @@
 //!
 //! The checks run in the order a reader would fix things: the file's syntax
 //! (`load/syntax.rs`), names, ops and their hyperparameters (`load/hyperparameters.rs`),
-//! references, arity, cycles (`load/order.rs`), outputs and loss, then shapes
-//! (`load/shapes.rs`). The parsed file carries no positions, so `load/locate.rs` finds
-//! fields, names and values again in the text, never in a comment.
+//! references, arity, cycles (`load/order.rs`), outputs, loss and init, then shapes and the
+//! batch axis (`load/shapes.rs`, with the value probe of `load/probe.rs`). Each op is built
+//! once, when its hyperparameters are checked. The parsed file carries no positions, so
+//! `load/locate.rs` finds fields, names and values again in the text, never in a comment.
 
 mod hyperparameters;
 mod locate;
 mod order;
+mod probe;
 mod shapes;
 mod syntax;
 mod words;
