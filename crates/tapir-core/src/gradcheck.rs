@@ -279,13 +279,31 @@ fn compare(
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Gen {
     /// Uniform in `[low, high)`.
-    Uniform { low: f64, high: f64 },
+    Uniform {
+        /// The smallest value.
+        low: f64,
+        /// The bound no value reaches.
+        high: f64,
+    },
     /// Magnitude uniform in `[min, max)`, sign random: never within `min` of zero.
-    AwayFromZero { min: f64, max: f64 },
+    AwayFromZero {
+        /// The smallest magnitude.
+        min: f64,
+        /// The bound no magnitude reaches.
+        max: f64,
+    },
     /// Evenly spaced values in `[low, high]`, shuffled: no two closer than the spacing.
-    Distinct { low: f64, high: f64 },
+    Distinct {
+        /// The smallest value.
+        low: f64,
+        /// The largest value.
+        high: f64,
+    },
     /// Integer class labels uniform in `0..classes`; not differentiated.
-    Labels { classes: usize },
+    Labels {
+        /// The number of classes.
+        classes: usize,
+    },
 }
 
 impl Gen {
@@ -479,7 +497,12 @@ pub enum Values {
     /// Every value, row-major.
     Whole(Vec<f64>),
     /// The L2 norm, and the first values in row-major order.
-    Summary { norm: f64, first: Vec<f64> },
+    Summary {
+        /// The L2 norm of all values.
+        norm: f64,
+        /// The first values, row-major.
+        first: Vec<f64>,
+    },
 }
 
 /// Tensors up to this many elements are snapshotted whole.

@@ -7,6 +7,7 @@
 //! crate's public API, exactly as a user's op would.
 
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 mod error;
 mod float;

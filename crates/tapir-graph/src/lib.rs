@@ -81,6 +81,7 @@
 //! `cargo run --release --example custom_op`.
 
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 mod check;
 mod dot;

@@ -5,6 +5,7 @@
 //! first-class as these. Start reading at `relu.rs` (the smallest), then `conv2d`.
 
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod broadcast;
 mod pooling;

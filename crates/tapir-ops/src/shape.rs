@@ -240,9 +240,13 @@ impl Default for Padding {
 /// Padding resolved to pixels per side.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Sides {
+    /// Rows above the input.
     pub top: usize,
+    /// Rows below the input.
     pub bottom: usize,
+    /// Columns left of the input.
     pub left: usize,
+    /// Columns right of the input.
     pub right: usize,
 }
 
