@@ -1,6 +1,7 @@
 //! tapir's networks as RON files: [`Graph::load`] parses a file and checks it completely
-//! (names, ops, hyperparameters, cycles, shapes) into a validated [`Graph`], whose every
-//! error is located in the file; a [`Network`] runs it, independent nodes side by side.
+//! (names, ops, hyperparameters, cycles, shapes, the batch axis) into a validated [`Graph`],
+//! whose every error is located in the file; a [`Network`] runs it, independent nodes side by
+//! side.
 //! Parameters, inputs and gradients travel as safetensors files ([`TensorFile`]).
 //!
 //! Start reading at `schema.rs` (the format), then `load.rs` (the checks), then `exec.rs`.
