@@ -175,7 +175,7 @@ fn registry() -> Result<Registry> {
 fn gradcheck_swish(registry: &Registry) -> Result<Vec<(String, Report)>> {
     let entry = registry
         .get(NAME)
-        .ok_or_else(|| Error::Tape(format!("\"{NAME}\" is not registered")))?;
+        .ok_or_else(|| Error::Registry(format!("\"{NAME}\" is not registered")))?;
     (entry.gradcheck_cases)()
         .into_iter()
         .map(|case| Ok((case.label.clone(), case.run(&Config::default())?)))
@@ -370,7 +370,7 @@ mod tests {
         let error = registry.register::<Swish>().unwrap_err().to_string();
         assert_eq!(
             error,
-            "tape: registry: an op named \"swish\" is registered already"
+            "registry: an op named \"swish\" is registered already"
         );
     }
 

@@ -7,39 +7,78 @@ use std::fmt;
 pub enum Error {
     /// Input shapes the op cannot take (wrong rank, mismatched sizes, output too small...).
     #[error("{op}: {message}")]
-    Shape { op: &'static str, message: String },
+    Shape {
+        /// The op's name.
+        op: &'static str,
+        /// What is wrong, and how to fix it.
+        message: String,
+    },
     /// A hyperparameter out of its valid range (kernel 0, stride 0, groups not dividing channels...).
     #[error("{op}: invalid hyperparameter: {message}")]
-    Hyperparameter { op: &'static str, message: String },
+    Hyperparameter {
+        /// The op's name.
+        op: &'static str,
+        /// What is wrong, and how to fix it.
+        message: String,
+    },
     /// Hyperparameters that do not parse as the op's: a RON syntax error, an unknown or
     /// missing field, a value of the wrong type. Line and column count from 1 within the
     /// hyperparameter text.
     #[error("{op}: hyperparameters at line {line}, column {column}: {message}")]
     Parse {
+        /// The op's name.
         op: &'static str,
+        /// The line in the hyperparameter text, from 1.
         line: usize,
+        /// The column in that line, from 1.
         column: usize,
+        /// The parser's complaint.
         message: String,
     },
     /// Input values the op cannot take (a class label outside `0..classes`, say).
     #[error("{op}: {message}")]
-    Value { op: &'static str, message: String },
+    Value {
+        /// The op's name.
+        op: &'static str,
+        /// What is wrong, and how to fix it.
+        message: String,
+    },
     /// The wrong number of inputs for the op.
     #[error("{op}: expects {expected} inputs, got {got}")]
     Arity {
+        /// The op's name.
         op: &'static str,
+        /// How many inputs it takes.
         expected: Arity,
+        /// How many it was given.
         got: usize,
     },
     /// An op broke its own contract; the tape checks every forward and backward result.
     #[error("{op}: {message} (a bug in the op)")]
-    Contract { op: &'static str, message: String },
+    Contract {
+        /// The op's name.
+        op: &'static str,
+        /// What the op did, against what its contract says.
+        message: String,
+    },
     /// Misuse of the tape itself (backward from a non-scalar, a variable from another tape...).
     #[error("tape: {0}")]
     Tape(String),
+    /// Values given to a network that it cannot take: inputs or parameters missing, too
+    /// many, or of the wrong shape; labels left out where the loss needs them.
+    #[error("input: {0}")]
+    Input(String),
+    /// A registry refused an op type (a name registered twice).
+    #[error("registry: {0}")]
+    Registry(String),
     /// An error from an op, with the name of the graph node that ran it.
     #[error("node \"{node}\": {source}")]
-    Node { node: String, source: Box<Error> },
+    Node {
+        /// The node's name in the network file.
+        node: String,
+        /// The op's error.
+        source: Box<Error>,
+    },
 }
 
 impl Error {

@@ -7,10 +7,12 @@
 //! crate's public API, exactly as a user's op would.
 
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 mod error;
 mod float;
 pub mod gradcheck;
+mod limits;
 mod op;
 mod registry;
 mod tape;
@@ -18,6 +20,7 @@ mod tape;
 pub use error::{Arity, Error, Result};
 pub use float::Float;
 pub use gradcheck::{CaseInput, Gen, GradcheckCase};
+pub use limits::{MAX_ELEMENTS, allocatable_elements};
 pub use op::{BackwardCx, Op, OpType, ParamRole, ParamSpec};
 pub use registry::{Registry, RegistryEntry};
 pub use tape::{Gradients, Tape, Var};

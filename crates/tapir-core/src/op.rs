@@ -130,9 +130,17 @@ pub struct ParamSpec {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ParamRole {
     /// Multiplies inputs: `fan_in` inputs feed each output, each input feeds `fan_out` outputs.
-    Weight { fan_in: usize, fan_out: usize },
+    Weight {
+        /// How many inputs feed each output.
+        fan_in: usize,
+        /// How many outputs each input feeds.
+        fan_out: usize,
+    },
     /// Added to outputs.
-    Bias { fan_in: usize },
+    Bias {
+        /// The `fan_in` of the weight it goes with: biases are initialised like it.
+        fan_in: usize,
+    },
 }
 
 /// An op type that can be registered: built from hyperparameters, in both precisions, and

@@ -36,8 +36,8 @@ impl Registry {
     /// Adds op type `O` under [`OpType::NAME`]; a name can be registered once.
     pub fn register<O: OpType>(&mut self) -> Result<&mut Self> {
         if self.entries.contains_key(O::NAME) {
-            return Err(Error::Tape(format!(
-                "registry: an op named \"{}\" is registered already",
+            return Err(Error::Registry(format!(
+                "an op named \"{}\" is registered already",
                 O::NAME
             )));
         }
@@ -87,7 +87,7 @@ impl RegistryEntry {
         built
             .downcast::<Arc<dyn Op<F>>>()
             .map(|op| *op)
-            .map_err(|_| Error::Tape(format!("BUG: {} is neither f32 nor f64", F::NAME)))
+            .map_err(|_| Error::Registry(format!("BUG: {} is neither f32 nor f64", F::NAME)))
     }
 
     /// Builds the op in `f64` from its hyperparameters as RON text (see [`Self::build_f32`]).

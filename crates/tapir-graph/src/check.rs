@@ -27,13 +27,13 @@ impl Graph {
     /// uniform in [0, 1) like pixels, labels uniform over the classes.
     pub fn gradcheck(self: &Arc<Self>, batch: usize, config: &Config) -> Result<NetworkCheck> {
         let Some(loss) = self.loss else {
-            return Err(Error::Tape(format!(
+            return Err(Error::Input(format!(
                 "{}: the network has no loss to check",
                 self.name
             )));
         };
         if batch == 0 {
-            return Err(Error::Tape(
+            return Err(Error::Input(
                 "gradcheck: the batch must hold at least one sample".into(),
             ));
         }

@@ -26,7 +26,8 @@ pub enum ErrorKind {
     Cycle,
     /// A node has the wrong number of inputs for its op.
     Arity,
-    /// An op's hyperparameters do not parse or are out of range.
+    /// An op's hyperparameters do not parse or are out of range, or an `init` constant is not
+    /// a finite number.
     Hyperparameter,
     /// An op cannot take the shapes of its inputs.
     Shape,

@@ -191,17 +191,14 @@ impl<F: Float> Network<F> {
     ) -> Result<Forward<F>> {
         let graph = &self.graph;
         let expected = graph.params().count();
-        let needed = self.inputs_needed();
-        if param_vars.len() != expected
-            || !(needed..=graph.inputs.len()).contains(&input_vars.len())
-        {
-            return Err(Error::Tape(format!(
-                "the network takes {expected} parameters and {needed} to {} inputs, got {} and {}",
-                graph.inputs.len(),
-                param_vars.len(),
-                input_vars.len()
+        if param_vars.len() != expected {
+            return Err(Error::Input(format!(
+                "the network takes {expected} parameters, got {}",
+                param_vars.len()
             )));
         }
+        let shapes: Vec<&[usize]> = input_vars.iter().map(Var::shape).collect();
+        self.check_inputs(&shapes)?;
         let mut nodes: Vec<Option<Var<F>>> = vec![None; graph.nodes.len()];
         let mut first_param = vec![0; graph.nodes.len()];
         let mut offset = 0;
@@ -289,10 +286,10 @@ impl<F: Float> Network<F> {
             .params()
             .map(|param| {
                 let value = params.get(&param.name).ok_or_else(|| {
-                    Error::Tape(format!("parameter \"{}\" is missing", param.name))
+                    Error::Input(format!("parameter \"{}\" is missing", param.name))
                 })?;
                 if value.shape() != param.spec.shape.as_slice() {
-                    return Err(Error::Tape(format!(
+                    return Err(Error::Input(format!(
                         "parameter \"{}\" has shape {:?}, the network needs {:?}",
                         param.name,
                         value.shape(),
@@ -310,39 +307,48 @@ impl<F: Float> Network<F> {
         inputs: Vec<ArrayD<F>>,
         grad_inputs: bool,
     ) -> Result<Vec<Var<F>>> {
+        let shapes: Vec<&[usize]> = inputs.iter().map(ArrayD::shape).collect();
+        self.check_inputs(&shapes)?;
+        Ok(inputs
+            .into_iter()
+            .zip(&self.graph.inputs)
+            .map(|(value, input)| {
+                let differentiable = grad_inputs && input.kind != crate::InputKind::Labels;
+                tape.leaf(value, differentiable)
+            })
+            .collect())
+    }
+
+    /// Checks the shapes of the values given for the graph's inputs, in [`Graph::inputs`]
+    /// order: every declared input but the loss's implicit ones, which may be left out, and
+    /// each of shape `[batch, per-sample shape...]` with one batch size for all.
+    fn check_inputs(&self, shapes: &[&[usize]]) -> Result<()> {
         let graph = &self.graph;
         let declared = graph.inputs.len();
         let needed = self.inputs_needed();
-        if inputs.len() < needed || inputs.len() > declared {
+        if shapes.len() < needed || shapes.len() > declared {
             let names: Vec<&str> = graph.inputs.iter().map(|i| i.name.as_str()).collect();
-            return Err(Error::Tape(format!(
+            return Err(Error::Input(format!(
                 "the network takes the inputs {names:?}, got {} arrays",
-                inputs.len()
+                shapes.len()
             )));
         }
-        let batch = inputs
+        let batch = shapes
             .first()
-            .and_then(|a| a.shape().first().copied())
+            .and_then(|shape| shape.first().copied())
             .unwrap_or(0);
-        let mut vars: Vec<Var<F>> = Vec::new();
-        for (index, value) in inputs.into_iter().enumerate() {
-            let input = &graph.inputs[index];
+        for (shape, input) in shapes.iter().zip(&graph.inputs) {
             let expected: Vec<usize> = std::iter::once(batch)
                 .chain(input.shape.iter().copied())
                 .collect();
-            if value.shape() != expected.as_slice() {
-                return Err(Error::Tape(format!(
+            if *shape != expected.as_slice() {
+                return Err(Error::Input(format!(
                     "input \"{}\" has shape {:?}, the network expects {:?} (batch {batch}, then {:?})",
-                    input.name,
-                    value.shape(),
-                    expected,
-                    input.shape
+                    input.name, shape, expected, input.shape
                 )));
             }
-            let differentiable = grad_inputs && input.kind != crate::InputKind::Labels;
-            vars.push(tape.leaf(value, differentiable));
         }
-        Ok(vars)
+        Ok(())
     }
 
     /// Forward and backward for the loss: the loss value and every parameter's gradient
@@ -354,7 +360,7 @@ impl<F: Float> Network<F> {
         grad_inputs: bool,
     ) -> Result<LossGrads<F>> {
         let Some(loss) = self.graph.loss else {
-            return Err(Error::Tape(format!(
+            return Err(Error::Input(format!(
                 "{} has no loss to differentiate",
                 self.graph.name
             )));
@@ -362,7 +368,7 @@ impl<F: Float> Network<F> {
         let mut tape = Tape::new();
         let forward = self.forward(&mut tape, params, inputs, grad_inputs, None)?;
         let Some(loss_var) = forward.nodes[loss].as_ref() else {
-            return Err(Error::Tape("the loss needs its labels".into()));
+            return Err(Error::Input("the loss needs its labels".into()));
         };
         let value = loss_var
             .value()

@@ -70,6 +70,20 @@ pub struct Node {
     pub(crate) entry: RegistryEntry,
 }
 
+impl Node {
+    /// The number of scalar parameters the node owns (saturating at `usize::MAX`).
+    pub fn param_count(&self) -> usize {
+        self.params.iter().fold(0, |sum: usize, p| {
+            let count = p
+                .spec
+                .shape
+                .iter()
+                .fold(1, |count: usize, &size| count.saturating_mul(size));
+            sum.saturating_add(count)
+        })
+    }
+}
+
 /// A parameter of the network.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Param {
@@ -110,16 +124,18 @@ impl Graph {
         self.nodes.iter().flat_map(|n| n.params.iter())
     }
 
-    /// The number of scalar parameters.
+    /// The number of scalar parameters (saturating at `usize::MAX`).
     pub fn param_count(&self) -> usize {
-        self.params()
-            .map(|p| p.spec.shape.iter().product::<usize>())
-            .sum()
+        self.nodes
+            .iter()
+            .fold(0, |sum: usize, n| sum.saturating_add(n.param_count()))
     }
 
-    /// Forward floating-point operations per sample, over all nodes.
+    /// Forward floating-point operations per sample, over all nodes (saturating at `u64::MAX`).
     pub fn flops(&self) -> u64 {
-        self.nodes.iter().map(|n| n.flops).sum()
+        self.nodes
+            .iter()
+            .fold(0, |sum: u64, n| sum.saturating_add(n.flops))
     }
 
     /// The node named `name`.

@@ -1,7 +1,7 @@
 //! tapir's networks as RON files: [`Graph::load`] parses a file and checks it completely
-//! (names, ops, hyperparameters, cycles, shapes) into a validated [`Graph`], whose every
-//! error is located in the file; a [`Network`] runs it, independent nodes side by side.
-//! Parameters, inputs and gradients travel as safetensors files ([`TensorFile`]);
+//! (names, ops, hyperparameters, cycles, shapes, the batch axis) into a validated [`Graph`],
+//! whose every error is located in the file; a [`Network`] runs it, independent nodes side by
+//! side. Parameters, inputs and gradients travel as safetensors files ([`TensorFile`]);
 //! [`Graph::profile`] times a training step node by node.
 //!
 //! Start reading at `schema.rs` (the format), then `load.rs` (the checks), then `exec.rs`.
@@ -17,7 +17,7 @@
 //!    backward, generic over the element type) and [`tapir_core::OpType`] (its registered
 //!    name and its gradient-check cases); derive `serde::Deserialize` for its hyperparameters.
 //!    The doc of [`tapir_core::Op`] holds a complete op.
-//! 2. Register it next to the built-ins: [`tapir_ops::register_builtins`], then
+//! 2. Register it next to the built-ins: `tapir_ops::register_builtins`, then
 //!    [`Registry::register`](tapir_core::Registry::register).
 //! 3. Prove its gradient: run each of its [`GradcheckCase`](tapir_core::GradcheckCase)s with
 //!    the same checker as the built-ins, `case.run(&Config::default())`.
@@ -82,6 +82,7 @@
 //! `cargo run --release --example custom_op`.
 
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 mod check;
 mod dot;

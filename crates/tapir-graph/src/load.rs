@@ -4,13 +4,15 @@
 //!
 //! The checks run in the order a reader would fix things: the file's syntax
 //! (`load/syntax.rs`), names, ops and their hyperparameters (`load/hyperparameters.rs`),
-//! references, arity, cycles (`load/order.rs`), outputs and loss, then shapes
-//! (`load/shapes.rs`). The parsed file carries no positions, so `load/locate.rs` finds
-//! fields, names and values again in the text, never in a comment.
+//! references, arity, cycles (`load/order.rs`), outputs, loss and init, then shapes and the
+//! batch axis (`load/shapes.rs`, with the value probe of `load/probe.rs`). Each op is built
+//! once, when its hyperparameters are checked. The parsed file carries no positions, so
+//! `load/locate.rs` finds fields, names and values again in the text, never in a comment.
 
 mod hyperparameters;
 mod locate;
 mod order;
+mod probe;
 mod shapes;
 mod syntax;
 mod words;
@@ -21,11 +23,11 @@ use std::sync::Arc;
 
 use miette::NamedSource;
 use ron::extensions::Extensions;
-use tapir_core::{Arity, Registry, RegistryEntry};
+use tapir_core::{Arity, Op, Registry, RegistryEntry};
 
 use crate::error::{ErrorKind, GraphError};
 use crate::graph::{Graph, GraphInput, InputKind, ValueId};
-use crate::schema::{LossSpec, NetworkFile, NodeSpec};
+use crate::schema::{Init, LossSpec, NetworkFile, NodeSpec};
 use locate::{Span, Text};
 use order::waves;
 use words::{inputs_phrase, quoted_list};
@@ -96,11 +98,17 @@ impl Place {
     }
 }
 
+/// An op a node names: its registry entry, its hyperparameters as text, and the op built
+/// from them.
+type ResolvedOp = (RegistryEntry, String, Arc<dyn Op<f64>>);
+
 /// A node as far as the loader got with it.
 struct Draft {
     name: String,
     entry: RegistryEntry,
     hyperparameters: String,
+    /// The op, built once from its hyperparameters; every check after that uses it.
+    op: Arc<dyn Op<f64>>,
     place: Place,
     inputs: Vec<ValueId>,
     /// Where each input is named, in order (none for the loss's implicit labels).
@@ -151,13 +159,14 @@ impl Loader<'_> {
         let places: Vec<Place> = self.node_places(&file, &nodes_section);
         let mut drafts = Vec::new();
         for (index, ((name, spec), place)) in file.nodes.0.iter().zip(&places).enumerate() {
-            let (entry, hyperparameters) = self.resolve_op(name, place)?;
+            let (entry, hyperparameters, op) = self.resolve_op(name, place)?;
             let (inputs, reads) =
-                self.resolve_inputs(name, spec, place, &names, &entry, &hyperparameters)?;
+                self.resolve_inputs(name, spec, place, &names, &entry, op.as_ref())?;
             let draft = Draft {
                 name: name.clone(),
                 entry,
                 hyperparameters,
+                op,
                 place: *place,
                 inputs,
                 reads,
@@ -171,6 +180,7 @@ impl Loader<'_> {
             self.add_loss(loss, &mut inputs, &mut drafts, &names)?;
             order.push(drafts.len() - 1); // the loss node reads only earlier values
         }
+        self.check_init(&file)?;
         let nodes = self.infer_shapes(&inputs, drafts, &order, &outputs)?;
         let loss = file.loss.as_ref().map(|_| nodes.len() - 1);
         let waves = waves(&nodes, &order);
@@ -255,6 +265,21 @@ impl Loader<'_> {
                     .help(format!(
                         "give the per-sample shape without the batch axis, every size at least 1, \
                          e.g. `\"{name}\": {fixed:?}`"
+                    )));
+            }
+            if tapir_core::allocatable_elements(shape).is_none() {
+                let value = self.text.value_after(key.0 + key.1).unwrap_or(key);
+                return Err(self
+                    .error(
+                        ErrorKind::Shape,
+                        format!(
+                            "input \"{name}\" has more elements per sample than fit in memory: \
+                             {shape:?}"
+                        ),
+                    )
+                    .at(value, "too many elements")
+                    .help(too_large_help(
+                        "give the per-sample shape without the batch axis, in sizes that fit",
                     )));
             }
             inputs.push(GraphInput {
@@ -418,7 +443,9 @@ impl Loader<'_> {
             .collect()
     }
 
-    fn resolve_op(&self, node: &str, place: &Place) -> Result<(RegistryEntry, String), GraphError> {
+    /// The op a node names: its registry entry, its hyperparameter text and the op built
+    /// from them.
+    fn resolve_op(&self, node: &str, place: &Place) -> Result<ResolvedOp, GraphError> {
         let (start, len) = place.op;
         let text = &self.src()[start..start + len];
         let name = place.op_name(self.src());
@@ -448,10 +475,10 @@ impl Loader<'_> {
         };
         // Build now, so that hyperparameters that do not parse are reported before anything
         // that depends on them.
-        entry
+        let op = entry
             .build::<f64>(&hyperparameters)
             .map_err(|e| self.op_error(&format!("node \"{node}\""), &entry, place, e))?;
-        Ok((entry, hyperparameters))
+        Ok((entry, hyperparameters, op))
     }
 
     fn resolve_inputs(
@@ -461,15 +488,13 @@ impl Loader<'_> {
         place: &Place,
         names: &HashMap<String, ValueId>,
         entry: &RegistryEntry,
-        hyperparameters: &str,
+        op: &dyn Op<f64>,
     ) -> Result<(Vec<ValueId>, Vec<Option<Span>>), GraphError> {
         let (references, spans): (Vec<&String>, Vec<Option<Span>>) =
             match (&spec.input, &spec.inputs) {
                 (Some(_), Some(_)) => {
+                    let takes_one = op.arity() == Arity::Exactly(1);
                     let op = camel_case(entry.name);
-                    let takes_one = entry
-                        .build::<f64>(hyperparameters)
-                        .is_ok_and(|built| built.arity() == Arity::Exactly(1));
                     // Point at the one to remove.
                     let (remove, help) = if takes_one {
                         (
@@ -557,11 +582,7 @@ impl Loader<'_> {
         spec: &NodeSpec,
         file: &NetworkFile,
     ) -> Result<(), GraphError> {
-        let arity = draft
-            .entry
-            .build::<f64>(&draft.hyperparameters)
-            .map(|op| op.arity())
-            .map_err(|e| self.op_error(&draft.title(), &draft.entry, &draft.place, e))?;
+        let arity = draft.op.arity();
         let got = draft.inputs.len();
         if arity.allows(got) {
             return Ok(());
@@ -735,19 +756,67 @@ impl Loader<'_> {
                 .at(value, "this loss")
                 .help(format!("register `{}` with the other ops", camel_case(op))));
         };
+        let place = Place {
+            key: field,
+            op: value,
+            input: None,
+            inputs: None,
+        };
+        let hyperparameters = "()".to_string();
+        let op = entry
+            .build::<f64>(&hyperparameters)
+            .map_err(|e| self.op_error("the loss", &entry, &place, e))?;
         drafts.push(Draft {
             name: LOSS_NODE.to_string(),
             entry,
-            hyperparameters: "()".to_string(),
-            place: Place {
-                key: field,
-                op: value,
-                input: None,
-                inputs: None,
-            },
+            hyperparameters,
+            op,
+            place,
             inputs: reads,
             reads: spans,
         });
+        Ok(())
+    }
+
+    /// A constant initialisation must be a number in both precisions: NaN or infinite
+    /// parameters make every output NaN, and networks train in `f32`.
+    fn check_init(&self, file: &NetworkFile) -> Result<(), GraphError> {
+        let rules = [("weights", file.init.weights), ("biases", file.init.biases)];
+        for (field, rule) in rules {
+            let Init::Constant(c) = rule else {
+                continue;
+            };
+            // `as` rounds a finite f64 beyond f32's range to infinity, which is the question.
+            let (problem, label) = if !c.is_finite() {
+                ("is not a finite number", "not a finite number")
+            } else if !(c as f32).is_finite() {
+                (
+                    "is infinite in f32, the precision networks train in",
+                    "infinite in f32",
+                )
+            } else {
+                continue;
+            };
+            let init = self.text.top_field("init").unwrap_or((0, 0));
+            let value = self.text.value_after(init.0 + init.1).unwrap_or(init);
+            let (inside, depth) = self.text.inside(value);
+            let span = self
+                .text
+                .field(field, inside, depth)
+                .and_then(|f| self.text.value_after(f.0 + f.1))
+                .unwrap_or(value);
+            return Err(self
+                .error(
+                    ErrorKind::Hyperparameter,
+                    format!("`init`: the constant {c:e} for the {field} {problem}"),
+                )
+                .at(span, label)
+                .help(format!(
+                    "give a finite number of at most {:e} in size (`{field}: Constant(0.1)`), \
+                     or another rule: He, Glorot, Zeros",
+                    f32::MAX
+                )));
+        }
         Ok(())
     }
 
@@ -796,6 +865,15 @@ impl Loader<'_> {
     fn line(&self, at: Span) -> usize {
         self.text.line(at.0)
     }
+}
+
+/// How to fix a shape too large to allocate: the limit, then `fix`.
+fn too_large_help(fix: &str) -> String {
+    format!(
+        "every value is allocated whole, and an array holds at most {} numbers (isize::MAX \
+         bytes of f64); {fix}",
+        crate::summary::group_digits(tapir_core::MAX_ELEMENTS as u64)
+    )
 }
 
 /// `MaxPool2d` -> `max_pool2d`: the registry's names from the file's; snake_case passes through.
@@ -860,6 +938,69 @@ mod tests {
             assert_eq!(camel_case(snake), camel);
         }
         assert_eq!(snake_case("max_pool2d"), "max_pool2d");
+    }
+
+    /// Counts how often it is built from its hyperparameters.
+    #[derive(Debug, Clone)]
+    struct Counted;
+
+    static BUILDS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+    impl<'de> serde::Deserialize<'de> for Counted {
+        fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            #[derive(serde::Deserialize)]
+            struct Unit;
+            Unit::deserialize(deserializer)?;
+            BUILDS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Ok(Counted)
+        }
+    }
+
+    impl<F: tapir_core::Float> tapir_core::Op<F> for Counted {
+        fn name(&self) -> &'static str {
+            "counted"
+        }
+        fn arity(&self) -> Arity {
+            Arity::Exactly(1)
+        }
+        fn output_shape(&self, inputs: &[&[usize]]) -> tapir_core::Result<Vec<usize>> {
+            Arity::Exactly(1).check("counted", inputs.len())?;
+            Ok(inputs[0].to_vec())
+        }
+        fn forward(
+            &self,
+            inputs: &[ndarray::ArrayViewD<F>],
+        ) -> tapir_core::Result<ndarray::ArrayD<F>> {
+            Ok(inputs[0].to_owned())
+        }
+        fn backward(
+            &self,
+            cx: &tapir_core::BackwardCx<F>,
+        ) -> tapir_core::Result<Vec<Option<ndarray::ArrayD<F>>>> {
+            Ok(vec![Some(cx.output_grad.to_owned())])
+        }
+    }
+
+    impl tapir_core::OpType for Counted {
+        const NAME: &'static str = "counted";
+        fn gradcheck_cases() -> Vec<tapir_core::GradcheckCase> {
+            Vec::new()
+        }
+    }
+
+    #[test]
+    fn each_op_is_built_once_while_loading() {
+        let mut registry = tapir_ops::builtin_registry();
+        registry.register::<Counted>().unwrap();
+        let text = r#"Network(
+            inputs: { "x": [4] },
+            nodes: { "c": (op: Counted, input: "x") },
+            outputs: ["c"],
+        )"#;
+        let before = BUILDS.load(std::sync::atomic::Ordering::SeqCst);
+        Graph::parse("counted.ron", text, &registry).unwrap();
+        let after = BUILDS.load(std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(after - before, 1);
     }
 
     #[test]

@@ -49,10 +49,18 @@ pub struct NodeSpec {
 pub enum LossSpec {
     /// Softmax cross-entropy of a `[N, classes]` node against integer class labels, given at
     /// run time as the implicit input `labels`; the mean over the batch.
-    SoftmaxCrossEntropy { logits: String },
+    SoftmaxCrossEntropy {
+        /// The node holding the class scores.
+        logits: String,
+    },
     /// Mean squared error of a node against a graph input of the same shape, the mean over
     /// every element of the batch.
-    Mse { prediction: String, target: String },
+    Mse {
+        /// The node holding the prediction.
+        prediction: String,
+        /// The value the prediction is compared with, normally a graph input.
+        target: String,
+    },
 }
 
 /// Parameter initialisation: one rule for weights, one for biases; the seed is the run's.

@@ -28,11 +28,6 @@ impl Graph {
             ]);
         }
         for node in &self.nodes {
-            let count: usize = node
-                .params
-                .iter()
-                .map(|p| p.spec.shape.iter().product::<usize>())
-                .sum();
             let inputs: Vec<&str> = node.inputs.iter().map(|&v| self.value_name(v)).collect();
             rows.push([
                 node.name.clone(),
@@ -42,7 +37,7 @@ impl Graph {
                 if node.params.is_empty() {
                     String::new()
                 } else {
-                    group_digits(count as u64)
+                    group_digits(node.param_count() as u64)
                 },
                 group_digits(node.flops),
             ]);
@@ -102,6 +97,34 @@ pub fn group_digits(n: u64) -> String {
 
 #[cfg(test)]
 mod tests {
+    use crate::Graph;
+
+    #[test]
+    fn counts_too_large_to_add_up_saturate() {
+        let text = r#"Network(
+            inputs: { "x": [4] },
+            nodes: {
+                "a": (op: Dense(units: 2), input: "x"),
+                "b": (op: Dense(units: 2), input: "a"),
+            },
+            outputs: ["b"],
+        )"#;
+        let mut graph = Graph::parse("big.ron", text, &tapir_ops::builtin_registry()).unwrap();
+        for node in &mut graph.nodes {
+            node.flops = u64::MAX / 2 + 1;
+            for param in &mut node.params {
+                param.spec.shape = vec![usize::MAX / 2, 1];
+            }
+        }
+        assert_eq!(graph.param_count(), usize::MAX);
+        assert_eq!(graph.flops(), u64::MAX);
+        let summary = graph.summary();
+        assert!(
+            summary.contains("18,446,744,073,709,551,615 parameters"),
+            "{summary}"
+        );
+    }
+
     #[test]
     fn digits_are_grouped_in_thousands() {
         assert_eq!(super::group_digits(0), "0");

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use ndarray::ArrayD;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use tapir_core::Tape;
+use tapir_core::{Tape, Var};
 use tapir_graph::{Graph, Network, NodeTiming, Params};
 
 fn graph(name: &str) -> Arc<Graph> {
@@ -148,7 +148,7 @@ fn wrong_inputs_and_params_are_errors() {
         .unwrap_err();
     assert_eq!(
         err.to_string(),
-        "tape: input \"image\" has shape [2, 1, 28, 28], the network expects [2, 1, 56, 56] (batch 2, then [1, 56, 56])"
+        "input: input \"image\" has shape [2, 1, 28, 28], the network expects [2, 1, 56, 56] (batch 2, then [1, 56, 56])"
     );
     params.tensors.retain(|(name, _)| name != "conv.bias");
     let err = network
@@ -160,7 +160,66 @@ fn wrong_inputs_and_params_are_errors() {
             None,
         )
         .unwrap_err();
-    assert_eq!(err.to_string(), "tape: parameter \"conv.bias\" is missing");
+    assert_eq!(err.to_string(), "input: parameter \"conv.bias\" is missing");
+}
+
+#[test]
+fn values_on_a_tape_are_checked_like_arrays() {
+    let network = Network::<f64>::new(graph("cnn-1.ron")).unwrap();
+    let params = network.init_params(0);
+    let mut tape = Tape::new();
+    let param_vars: Vec<Var<f64>> = params
+        .tensors
+        .iter()
+        .map(|(_, value)| tape.leaf(value.clone(), true))
+        .collect();
+    let image = |batch: usize, side: usize| {
+        Var::constant(images(batch, &[1, side, side], 0).mapv(f64::from))
+    };
+    let labels = |batch: usize| Var::constant(labels(batch).mapv(f64::from));
+    let cases = [
+        (
+            vec![],
+            "input: the network takes the inputs [\"image\", \"labels\"], got 0 arrays",
+        ),
+        (
+            vec![image(2, 56), labels(2), labels(2)],
+            "input: the network takes the inputs [\"image\", \"labels\"], got 3 arrays",
+        ),
+        (
+            vec![image(2, 28)],
+            "input: input \"image\" has shape [2, 1, 28, 28], the network expects [2, 1, 56, 56] (batch 2, then [1, 56, 56])",
+        ),
+        (
+            vec![image(2, 56), labels(3)],
+            "input: input \"labels\" has shape [3], the network expects [2] (batch 2, then [])",
+        ),
+    ];
+    for (inputs, expected) in cases {
+        let err = network
+            .forward_vars(&mut tape, param_vars.clone(), inputs, None)
+            .unwrap_err();
+        assert_eq!(err.to_string(), expected);
+    }
+    let err = network
+        .forward_vars(
+            &mut tape,
+            param_vars[1..].to_vec(),
+            vec![image(2, 56)],
+            None,
+        )
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "input: the network takes 4 parameters, got 3"
+    );
+    let forward = network
+        .forward_vars(&mut tape, param_vars, vec![image(2, 56)], None)
+        .unwrap();
+    assert_eq!(
+        forward.value(network.graph().outputs[0]).unwrap().shape(),
+        &[2, 2]
+    );
 }
 
 #[test]
@@ -209,6 +268,6 @@ fn forward_on_tape_values_refuses_too_few_inputs() {
         .unwrap_err();
     assert_eq!(
         err.to_string(),
-        "tape: the network takes 4 parameters and 1 to 2 inputs, got 4 and 0"
+        "input: the network takes the inputs [\"image\", \"labels\"], got 0 arrays"
     );
 }

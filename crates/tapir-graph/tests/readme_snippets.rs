@@ -1,10 +1,12 @@
 //! `graphs/README.md` cannot rot: every network it shows loads and runs, every op example
-//! builds, and every registered op has its section there.
+//! loads as a node of a network, every loss example as a network's loss, and every
+//! registered op has its section there.
 //!
 //! Code blocks are told apart by their info string: ```` ```ron ```` is a whole network,
-//! ```` ```ron op ```` lists ops as a node's `op:` writes them, one per line, and
-//! ```` ```ron fragment ```` is a piece of a file, shown but not loaded. Any other `ron` block
-//! is refused, so a typo cannot exempt a block from these checks.
+//! ```` ```ron op ```` lists ops as a node's `op:` writes them, one per line,
+//! ```` ```ron loss ```` lists `loss:` fields, one per line, and ```` ```ron fragment ```` is
+//! a piece of a file, shown but not loaded. Any other `ron` block is refused, so a typo cannot
+//! exempt a block from these checks.
 
 use std::sync::Arc;
 
@@ -84,19 +86,19 @@ fn registry() -> Registry {
 }
 
 #[test]
-fn every_ron_block_is_marked_as_a_network_an_op_list_or_a_fragment() {
+fn every_ron_block_is_marked_as_a_network_an_op_list_a_loss_list_or_a_fragment() {
     let blocks = blocks();
     for block in blocks.iter().filter(|b| b.info.starts_with("ron")) {
         assert!(
-            ["ron", "ron op", "ron fragment"].contains(&block.info.as_str()),
-            "{PATH}:{}: unknown block kind \"{}\"; use ron, ron op or ron fragment",
+            ["ron", "ron op", "ron loss", "ron fragment"].contains(&block.info.as_str()),
+            "{PATH}:{}: unknown block kind \"{}\"; use ron, ron op, ron loss or ron fragment",
             block.line,
             block.info
         );
     }
     let count = |info: &str| blocks.iter().filter(|b| b.info == info).count();
     assert!(count("ron") >= 3, "the README's networks were not found");
-    assert!(count("ron op") >= registry().names().count());
+    assert!(count("ron op") + count("ron loss") >= registry().names().count());
 }
 
 #[test]
@@ -176,8 +178,49 @@ fn random_inputs(graph: &Graph, rng: &mut impl Rng) -> Vec<ArrayD<f64>> {
         .collect()
 }
 
+/// Per-sample shapes of the inputs an op's examples run on: sizes every example of the op
+/// in the README fits. An op without an entry fails the test, so a new op gets one.
+fn example_inputs(op: &str) -> Vec<Vec<usize>> {
+    let image = vec![8, 12, 12];
+    match op {
+        "conv2d" | "max_pool2d" | "avg_pool2d" | "global_max_pool" | "global_avg_pool" => {
+            vec![image]
+        }
+        "dense" => vec![vec![8]],
+        "relu" | "leaky_relu" | "gelu" | "sigmoid" | "tanh" | "softmax" | "log_softmax" => {
+            vec![vec![3, 4]]
+        }
+        // Logits, and labels as an input of one number per sample.
+        "softmax_cross_entropy" => vec![vec![5], vec![]],
+        "mse" => vec![vec![3], vec![3]],
+        "add" | "mul" => vec![vec![2, 3], vec![2, 3]],
+        "matmul" => vec![vec![3, 4], vec![4, 5]],
+        "concat" => vec![vec![3, 4, 4], vec![3, 4, 4]],
+        "flatten" => vec![vec![3, 4, 4]],
+        "reshape" => vec![vec![16, 7, 7]],
+        "sum" | "mean" => vec![vec![3, 4, 5]],
+        other => panic!("{PATH}: no example inputs for `{other}`; add them to this test"),
+    }
+}
+
+/// The one-node network that runs `op` (as a node's `op:` writes it) on `inputs`.
+fn one_node_network(op: &str, inputs: &[Vec<usize>]) -> String {
+    let names: Vec<String> = (0..inputs.len()).map(|i| format!("\"x{i}\"")).collect();
+    let declared: Vec<String> = names
+        .iter()
+        .zip(inputs)
+        .map(|(name, shape)| format!("{name}: {shape:?}"))
+        .collect();
+    format!(
+        "Network(\n    inputs: {{ {} }},\n    nodes: {{ \"example\": (op: {op}, inputs: [{}]) }},\n    \
+         outputs: [\"example\"],\n)\n",
+        declared.join(", "),
+        names.join(", ")
+    )
+}
+
 #[test]
-fn every_op_example_builds_and_sits_in_its_op_section() {
+fn every_op_example_loads_as_a_node_and_sits_in_its_op_section() {
     let registry = registry();
     for block in blocks().iter().filter(|b| b.info == "ron op") {
         for (offset, line) in block.text.lines().enumerate() {
@@ -186,12 +229,14 @@ fn every_op_example_builds_and_sits_in_its_op_section() {
             if line.is_empty() {
                 continue;
             }
-            let (name, hyperparameters) = split_op(line);
-            let Some(entry) = registry.get(&snake_case(&name)) else {
+            let (name, _) = split_op(line);
+            let op = snake_case(&name);
+            if registry.get(&op).is_none() {
                 panic!("{at}: `{name}` is not a registered op");
-            };
-            if let Err(e) = entry.build_f64(&hyperparameters) {
-                panic!("{at}: {e}");
+            }
+            let text = one_node_network(line, &example_inputs(&op));
+            if let Err(e) = Graph::parse(&at, &text, &registry) {
+                panic!("{at}: `{line}` does not load as a node:\n{}", e.render());
             }
             assert_eq!(
                 block.op_section.as_deref(),
@@ -200,6 +245,49 @@ fn every_op_example_builds_and_sits_in_its_op_section() {
             );
         }
     }
+}
+
+/// The network every loss example is the loss of: class scores `logits`, a prediction `y`
+/// and its regression target.
+const LOSS_HARNESS: &str = r#"Network(
+    inputs: { "x": [8], "target": [2] },
+    nodes: {
+        "logits": (op: Dense(units: 3), input: "x"),
+        "y":      (op: Dense(units: 2), input: "x"),
+    },
+    outputs: ["logits", "y"],
+    LOSS
+)
+"#;
+
+#[test]
+fn every_loss_example_loads_as_a_loss_and_sits_in_its_op_section() {
+    let registry = registry();
+    let mut seen = 0;
+    for block in blocks().iter().filter(|b| b.info == "ron loss") {
+        for (offset, line) in block.text.lines().enumerate() {
+            let at = format!("{PATH}:{}", block.line + 1 + offset);
+            let line = line.trim();
+            if line.is_empty() {
+                continue;
+            }
+            let Some(loss) = line.strip_prefix("loss: ") else {
+                panic!("{at}: write a loss example as the file does: `loss: ...`");
+            };
+            let (name, _) = split_op(loss);
+            let text = LOSS_HARNESS.replace("LOSS", line);
+            if let Err(e) = Graph::parse(&at, &text, &registry) {
+                panic!("{at}: `{line}` does not load as a loss:\n{}", e.render());
+            }
+            assert_eq!(
+                block.op_section.as_deref(),
+                Some(name.as_str()),
+                "{at}: an example of `{name}` outside its section"
+            );
+            seen += 1;
+        }
+    }
+    assert!(seen >= 2, "the README's loss examples were not found");
 }
 
 #[test]
@@ -221,8 +309,9 @@ fn every_registered_op_has_a_section_a_table_row_and_examples() {
         assert!(
             blocks
                 .iter()
-                .any(|b| b.info == "ron op" && b.op_section.as_deref() == Some(op.as_str())),
-            "{PATH}: the section of `{op}` has no ```ron op example"
+                .any(|b| ["ron op", "ron loss"].contains(&b.info.as_str())
+                    && b.op_section.as_deref() == Some(op.as_str())),
+            "{PATH}: the section of `{op}` has no ```ron op (or ```ron loss) example"
         );
     }
     for op in &documented {

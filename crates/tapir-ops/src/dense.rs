@@ -179,7 +179,7 @@ impl<F: Float> Op<F> for Dense {
             ));
         }
         let output = vec![n, self.units];
-        shape::element_count(NAME, &output)?;
+        shape::allocatable(NAME, "output", &output)?;
         Ok(output)
     }
 

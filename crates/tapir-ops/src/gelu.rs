@@ -75,9 +75,7 @@ impl<F: Float> Op<F> for Gelu {
 
     fn flops(&self, inputs: &[&[usize]]) -> u64 {
         // Scale, erfc, add and two multiplies per element, counting erfc as one.
-        inputs
-            .first()
-            .map_or(0, |s| 5 * s.iter().product::<usize>() as u64)
+        shape::elementwise_flops(inputs, 5)
     }
 }
 

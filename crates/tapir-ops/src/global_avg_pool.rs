@@ -57,9 +57,7 @@ impl<F: Float> Op<F> for GlobalAvgPool {
 
     fn flops(&self, inputs: &[&[usize]]) -> u64 {
         // One addition per input element (and a division per plane, not counted).
-        inputs
-            .first()
-            .map_or(0, |s| s.iter().product::<usize>() as u64)
+        shape::elementwise_flops(inputs, 1)
     }
 }
 

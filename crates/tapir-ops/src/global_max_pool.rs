@@ -62,9 +62,7 @@ impl<F: Float> Op<F> for GlobalMaxPool {
 
     fn flops(&self, inputs: &[&[usize]]) -> u64 {
         // One comparison per input element.
-        inputs
-            .first()
-            .map_or(0, |s| s.iter().product::<usize>() as u64)
+        shape::elementwise_flops(inputs, 1)
     }
 }
 

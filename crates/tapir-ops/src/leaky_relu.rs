@@ -57,6 +57,17 @@ impl<F: Float> Op<F> for LeakyRelu {
                 ),
             ));
         }
+        // Networks train in f32, where a slope beyond its range rounds to infinity.
+        if !(self.negative_slope as f32).is_finite() {
+            return Err(Error::hyperparameter(
+                NAME,
+                format!(
+                    "negative_slope must be finite in f32 too, at most {:e} in size, got {:e}",
+                    f32::MAX,
+                    self.negative_slope
+                ),
+            ));
+        }
         shape::unary(NAME, inputs)
     }
 
@@ -78,9 +89,7 @@ impl<F: Float> Op<F> for LeakyRelu {
 
     fn flops(&self, inputs: &[&[usize]]) -> u64 {
         // One multiply per element (the comparison is not counted).
-        inputs
-            .first()
-            .map_or(0, |s| s.iter().product::<usize>() as u64)
+        shape::elementwise_flops(inputs, 1)
     }
 }
 
@@ -159,6 +168,24 @@ mod tests {
         );
         let op = entry.build_f64("(negative_slope: NaN)").unwrap();
         assert!(op.output_shape(&[&[2, 3]]).is_err());
+        // Finite in f64, infinite in f32: refused in both precisions, as a network file
+        // builds the op in both.
+        for op in [
+            entry
+                .build_f64("(negative_slope: -1e300)")
+                .unwrap()
+                .output_shape(&[&[2, 3]]),
+            entry
+                .build_f32("(negative_slope: -1e300)")
+                .unwrap()
+                .output_shape(&[&[2, 3]]),
+        ] {
+            assert_eq!(
+                op.unwrap_err().to_string(),
+                "leaky_relu: invalid hyperparameter: negative_slope must be finite in f32 too, \
+                 at most 3.4028235e38 in size, got -1e300"
+            );
+        }
         let err = entry.build_f64("(slope: 0.2)").unwrap_err().to_string();
         assert!(
             err.starts_with("leaky_relu: hyperparameters at line 1"),

@@ -5,6 +5,7 @@
 //! first-class as these. Start reading at `relu.rs` (the smallest), then `conv2d`.
 
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod broadcast;
 mod pooling;
@@ -141,7 +142,43 @@ mod tests {
             ]
         );
         // A second registration of any of them is refused.
-        assert!(super::register_builtins(&mut registry).is_err());
+        assert_eq!(
+            super::register_builtins(&mut registry)
+                .unwrap_err()
+                .to_string(),
+            "registry: an op named \"conv2d\" is registered already"
+        );
+    }
+
+    #[test]
+    fn flops_saturate_instead_of_overflowing() {
+        let registry = super::builtin_registry();
+        let huge: &[usize] = &[1, 3, usize::MAX / 2, 8];
+        for (name, hyperparameters) in [
+            ("gelu", "()"),
+            ("global_avg_pool", "()"),
+            ("global_max_pool", "()"),
+            ("leaky_relu", "()"),
+            ("log_softmax", "()"),
+            ("mean", "(axes: [1])"),
+            ("mse", "()"),
+            ("relu", "()"),
+            ("sigmoid", "()"),
+            ("softmax", "()"),
+            ("sum", "(axes: [1])"),
+            ("tanh", "()"),
+        ] {
+            let op = registry
+                .get(name)
+                .and_then(|entry| entry.build_f64(hyperparameters).ok())
+                .unwrap_or_else(|| panic!("{name} builds"));
+            let inputs = if name == "mse" {
+                vec![huge, huge]
+            } else {
+                vec![huge]
+            };
+            assert_eq!(op.flops(&inputs), u64::MAX, "{name}");
+        }
     }
 
     #[test]

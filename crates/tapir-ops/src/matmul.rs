@@ -88,7 +88,7 @@ impl<F: Float> Op<F> for Matmul {
         } else {
             vec![m, n]
         };
-        shape::element_count(NAME, &output)?;
+        shape::allocatable(NAME, "output", &output)?;
         Ok(output)
     }
 

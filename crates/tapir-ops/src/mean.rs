@@ -12,6 +12,7 @@ use ndarray::{ArrayD, ArrayViewD};
 use serde::Deserialize;
 use tapir_core::{Arity, BackwardCx, CaseInput, Float, Gen, GradcheckCase, Op, OpType, Result};
 
+use crate::shape;
 use crate::sum::Reduction;
 
 /// `mean`: the mean over `axes` (all by default).
@@ -57,11 +58,9 @@ impl<F: Float> Op<F> for Mean {
 
     fn flops(&self, inputs: &[&[usize]]) -> u64 {
         // One add per input element, one division per output element.
-        let output = Op::<F>::output_shape(self, inputs).map_or(0, |s| s.iter().product());
-        inputs
-            .first()
-            .map_or(0, |s| s.iter().product::<usize>() as u64)
-            + output as u64
+        let divisions = Op::<F>::output_shape(self, inputs)
+            .map_or(0, |output| shape::elementwise_flops(&[&output], 1));
+        shape::elementwise_flops(inputs, 1).saturating_add(divisions)
     }
 }
 

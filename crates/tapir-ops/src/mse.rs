@@ -72,9 +72,7 @@ impl<F: Float> Op<F> for Mse {
     }
 
     fn flops(&self, inputs: &[&[usize]]) -> u64 {
-        inputs.first().map_or(0, |s| {
-            (s.iter().product::<usize>() as u64).saturating_mul(FLOPS_PER_ELEMENT)
-        })
+        shape::elementwise_flops(inputs, FLOPS_PER_ELEMENT)
     }
 }
 

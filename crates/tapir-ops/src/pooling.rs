@@ -120,7 +120,7 @@ impl Window2d {
         let oh =
             shape::window_output_len(op, "height", h, ph, ph, kh, 1, sh).map_err(with_shape)?;
         let ow = shape::window_output_len(op, "width", w, pw, pw, kw, 1, sw).map_err(with_shape)?;
-        shape::element_count(op, &[batch, channels, oh, ow])?;
+        shape::allocatable(op, "output", &[batch, channels, oh, ow])?;
         Ok(Window2d {
             batch,
             channels,

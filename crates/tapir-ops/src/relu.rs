@@ -59,9 +59,7 @@ impl<F: Float> Op<F> for Relu {
     }
 
     fn flops(&self, inputs: &[&[usize]]) -> u64 {
-        inputs
-            .first()
-            .map_or(0, |s| s.iter().product::<usize>() as u64)
+        shape::elementwise_flops(inputs, 1)
     }
 }
 

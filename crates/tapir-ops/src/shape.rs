@@ -45,6 +45,28 @@ pub fn element_count(op: &'static str, shape: &[usize]) -> Result<usize> {
         })
 }
 
+/// Checks that an array of `shape` can be allocated (at most [`tapir_core::MAX_ELEMENTS`]
+/// elements, `isize::MAX` bytes of `f64`) and returns its element count; `what` names the
+/// array in the message (`"output"`).
+pub fn allocatable(op: &'static str, what: &str, shape: &[usize]) -> Result<usize> {
+    tapir_core::allocatable_elements(shape).ok_or_else(|| {
+        Error::shape(
+            op,
+            format!("the {what} would have shape {shape:?}, more elements than fit in memory"),
+        )
+    })
+}
+
+/// The forward FLOPs of an op that does `per_element` operations per element of its first
+/// input, saturating at `u64::MAX` rather than overflowing on a huge shape.
+pub fn elementwise_flops(inputs: &[&[usize]], per_element: u64) -> u64 {
+    inputs.first().map_or(0, |shape| {
+        shape.iter().fold(per_element, |flops, &size| {
+            flops.saturating_mul(size as u64)
+        })
+    })
+}
+
 /// Resolves `axis` against `shape`'s rank, counting from the end when negative (`-1` is the
 /// last axis), as PyTorch's `dim` does.
 pub fn resolve_axis(op: &'static str, axis: isize, shape: &[usize]) -> Result<usize> {
@@ -218,9 +240,13 @@ impl Default for Padding {
 /// Padding resolved to pixels per side.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Sides {
+    /// Rows above the input.
     pub top: usize,
+    /// Rows below the input.
     pub bottom: usize,
+    /// Columns left of the input.
     pub left: usize,
+    /// Columns right of the input.
     pub right: usize,
 }
 
@@ -380,6 +406,29 @@ mod tests {
             .unwrap();
         assert_eq!((full.top, full.left), (8, 4));
         assert!(same.resolve("t", (3, 3), (1, 1), (2, 2)).is_err());
+    }
+
+    #[test]
+    fn elementwise_flops_count_the_first_input_and_saturate() {
+        // 2 * 3 elements, 5 operations each.
+        assert_eq!(elementwise_flops(&[&[2, 3]], 5), 30);
+        assert_eq!(elementwise_flops(&[&[]], 4), 4);
+        assert_eq!(elementwise_flops(&[], 4), 0);
+        assert_eq!(elementwise_flops(&[&[3, usize::MAX / 2, 8]], 1), u64::MAX);
+        // Saturated, then an empty axis: no elements at all.
+        assert_eq!(elementwise_flops(&[&[usize::MAX, usize::MAX, 0]], 1), 0);
+    }
+
+    #[test]
+    fn allocatable_shapes_fit_in_memory() {
+        assert_eq!(allocatable("t", "output", &[2, 3]).unwrap(), 6);
+        assert_eq!(
+            allocatable("t", "output", &[1 << 31, 1 << 30])
+                .unwrap_err()
+                .to_string(),
+            "t: the output would have shape [2147483648, 1073741824], more elements than fit \
+             in memory"
+        );
     }
 
     #[test]

@@ -57,9 +57,7 @@ impl<F: Float> Op<F> for Sigmoid {
 
     fn flops(&self, inputs: &[&[usize]]) -> u64 {
         // exp, add and divide per element, counting exp as one.
-        inputs
-            .first()
-            .map_or(0, |s| 3 * s.iter().product::<usize>() as u64)
+        shape::elementwise_flops(inputs, 3)
     }
 }
 

@@ -16,9 +16,9 @@
 //! - Shape: `[]` for `Mean` and `Sum`, `[N]` for `None`.
 //!
 //! A label that is not an integer in `0..C` (or is NaN) is an error from forward naming the
-//! sample. An empty batch has mean `0 / 0 = NaN`, as in PyTorch. Labels must be constants
-//! (not gradient-requiring): backward gives them no gradient, which the tape refuses for an
-//! input that asks for one.
+//! sample. An empty batch has mean `0 / 0 = NaN`, as in PyTorch. Labels are indices, not
+//! values to differentiate: backward returns `None` for them, and the tape lets no gradient
+//! flow there, even to labels that ask for one (a tracked leaf gets no gradient at all).
 
 use ndarray::{Array1, ArrayD, ArrayView1, ArrayView2, ArrayViewD, Ix1, Ix2, arr0};
 use serde::Deserialize;

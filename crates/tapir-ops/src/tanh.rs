@@ -44,9 +44,7 @@ impl<F: Float> Op<F> for Tanh {
 
     fn flops(&self, inputs: &[&[usize]]) -> u64 {
         // One tanh per element, counted as one.
-        inputs
-            .first()
-            .map_or(0, |s| s.iter().product::<usize>() as u64)
+        shape::elementwise_flops(inputs, 1)
     }
 }
 

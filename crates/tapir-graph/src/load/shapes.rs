@@ -1,10 +1,11 @@
 //! Shape inference: every node's shape rule, in order, at a batch of one. A rule that fails
 //! is reported with shapes written `[N, ...]` (the batch axis named, not a confusing 1) and
-//! the path along which each input got its shape.
+//! the path along which each input got its shape. Then the batch axis: each node's rule again
+//! at other batch sizes, and its values on two samples (`probe.rs`).
 
 use tapir_core::{Error as CoreError, Op, ParamSpec};
 
-use super::{Draft, LOSS_NODE, Loader};
+use super::{Draft, LOSS_NODE, Loader, probe};
 use crate::error::{ErrorKind, GraphError};
 use crate::graph::{GraphInput, InputKind, Node, Param, ValueId};
 
@@ -216,10 +217,7 @@ impl Loader<'_> {
             if draft.name == LOSS_NODE && draft.entry.name == "softmax_cross_entropy" {
                 self.check_logits(draft, &known, outputs)?;
             }
-            let op = draft
-                .entry
-                .build::<f64>(&draft.hyperparameters)
-                .map_err(|e| self.op_error(&draft.title(), &draft.entry, &draft.place, e))?;
+            let op = &draft.op;
             let data: Vec<Vec<usize>> = draft
                 .inputs
                 .iter()
@@ -227,6 +225,7 @@ impl Loader<'_> {
                 .collect();
             let ruled = shape_rule(op.as_ref(), &data)
                 .map_err(|e| self.shape_error(draft, op.as_ref(), &known, &e))?;
+            self.check_allocatable(draft, &ruled)?;
             let input_refs: Vec<&[usize]> = ruled.inputs.iter().map(Vec::as_slice).collect();
             let flops = op.flops(&input_refs);
             let params = ruled
@@ -240,6 +239,7 @@ impl Loader<'_> {
             let output = ruled.output;
             if draft.name != LOSS_NODE {
                 self.check_batch_axis(draft, op.as_ref(), &known, &output)?;
+                self.check_batch_values(draft, op.as_ref(), &known)?;
             }
             shapes[index] = Some(output.get(1..).map(<[usize]>::to_vec).unwrap_or_default());
             built[index] = Some((params, flops));
@@ -315,6 +315,77 @@ impl Loader<'_> {
                 .help(help));
         }
         Ok(())
+    }
+
+    /// Every value is allocated whole: a node's output and parameters must fit in memory at
+    /// a batch of one (the inputs were checked where they are declared).
+    fn check_allocatable(&self, draft: &Draft, ruled: &Ruled) -> Result<(), GraphError> {
+        let output = std::iter::once(("output".to_string(), &ruled.output));
+        let params = ruled
+            .params
+            .iter()
+            .map(|p| (format!("parameter \"{}.{}\"", draft.name, p.name), &p.shape));
+        for (what, shape) in output.chain(params) {
+            if tapir_core::allocatable_elements(shape).is_some() {
+                continue;
+            }
+            return Err(self
+                .error(
+                    ErrorKind::Shape,
+                    format!(
+                        "{}: {}: the {what} would have shape {}, more elements than fit in \
+                         memory",
+                        draft.title(),
+                        draft.op(),
+                        if what == "output" {
+                            batched_text(shape.get(1..).unwrap_or_default())
+                        } else {
+                            format!("{shape:?}")
+                        }
+                    ),
+                )
+                .at(draft.place.op, "too large")
+                .help(super::too_large_help(
+                    "make the network smaller: fewer units or filters, or smaller inputs",
+                )));
+        }
+        Ok(())
+    }
+
+    /// An op can keep the batch axis in its shapes and still mix samples in its values
+    /// (`Softmax(axis: 0)`): [`probe::mixes_samples`] runs it on two samples and changes
+    /// only the second.
+    fn check_batch_values(
+        &self,
+        draft: &Draft,
+        op: &dyn Op<f64>,
+        known: &Known,
+    ) -> Result<(), GraphError> {
+        let data: Vec<Vec<usize>> = draft
+            .inputs
+            .iter()
+            .map(|&v| known.batched(v, probe::BATCH))
+            .collect();
+        if probe::mixes_samples(op, &data) != Some(true) {
+            return Ok(());
+        }
+        Err(self
+            .error(
+                ErrorKind::Shape,
+                format!(
+                    "{}: {}: mixes the samples of a batch: changing the second sample changed \
+                     the output of the first",
+                    draft.title(),
+                    draft.op()
+                ),
+            )
+            .at(draft.place.op, "this op")
+            .help(
+                "every node must compute each sample from that sample alone: axis 0 is the \
+                 batch (count axes from 1, or from the end), and Softmax and LogSoftmax need an \
+                 axis of each sample to work along (with one number per sample, their last \
+                 axis is the batch)",
+            ))
     }
 
     /// Softmax cross-entropy needs class scores, `[N, classes]`: a common slip is pointing

@@ -180,8 +180,8 @@ impl Conv2d {
         let ow = shape::window_output_len(op, "width", w, pad.left, pad.right, kw, dw, sw)?;
         // The kernel's index arithmetic relies on these products fitting, and allocating
         // them must not panic.
-        allocatable("output", &[n, self.filters, oh, ow])?;
-        allocatable("lowered sample", &[c, kh, kw, oh, ow])?;
+        shape::allocatable(op, "output", &[n, self.filters, oh, ow])?;
+        shape::allocatable(op, "lowered sample", &[c, kh, kw, oh, ow])?;
         Ok(Geometry {
             batch: n,
             channels: c,
@@ -212,20 +212,6 @@ fn rank4(what: &str, shape: &[usize], layout: &str) -> Result<[usize; 4]> {
     shape::expect_rank(<Conv2d as OpType>::NAME, what, shape, 4, layout)?;
     // Indexing is safe: the rank is 4.
     Ok([shape[0], shape[1], shape[2], shape[3]])
-}
-
-/// Checks that an array of `shape` can be allocated: ndarray refuses (panics) past
-/// `isize::MAX` bytes, here counted in `f64`, the wider element.
-fn allocatable(what: &str, shape: &[usize]) -> Result<()> {
-    let op = <Conv2d as OpType>::NAME;
-    let count = shape::element_count(op, shape)?;
-    if count > isize::MAX as usize / std::mem::size_of::<f64>() {
-        return Err(Error::shape(
-            op,
-            format!("the {what} would have shape {shape:?}, more elements than fit in memory"),
-        ));
-    }
-    Ok(())
 }
 
 /// An internal failure (a reshape the shape rule made valid); never caused by user input.
@@ -925,9 +911,11 @@ mod tests {
             "conv2d: the output would have shape [1, 1, 2147483649, 2147483649], more elements \
              than fit in memory"
         );
+        // 2^82 elements: the count overflows usize, and the message is the same.
         assert_eq!(
             shape_error(&padded(1 << 40), shapes),
-            "conv2d: shape [1, 1, 2199023255553, 2199023255553] has more elements than fit in memory"
+            "conv2d: the output would have shape [1, 1, 2199023255553, 2199023255553], more \
+             elements than fit in memory"
         );
     }
 
