@@ -2,7 +2,7 @@
 //! `nn.AdaptiveMaxPool2d(1)` followed by a flatten to `[N, C]`.
 //!
 //! - Output: `y[n, c] = max_{a, b} x[n, c, a, b]`. A NaN in the plane makes the output NaN,
-//!   as in PyTorch.
+//!   as in PyTorch (and, as there, the last NaN takes the gradient).
 //! - Gradient: let `m(n, c)` be the argmax of the plane, the FIRST maximum in row-major order
 //!   when several are equal. Then `dL/dx[n, c, a, b] = dL/dy[n, c]` at `(a, b) = m(n, c)`,
 //!   and `0` elsewhere.
@@ -39,8 +39,7 @@ impl<F: Float> Op<F> for GlobalMaxPool {
         let x = inputs[0].as_standard_layout();
         let x = pooling::elements(&x);
         pooling::from_planes(Self::NAME, &[n, c], 1, hw, |p, y| {
-            // The plane as one row of H W pixels: row-major order is kept.
-            y.fill(pooling::argmax(pooling::plane(&x, p, hw), hw, (0, 1), (0, hw)).1);
+            y.fill(plane_max(pooling::plane(&x, p, hw)));
         })
     }
 
@@ -53,8 +52,20 @@ impl<F: Float> Op<F> for GlobalMaxPool {
         let x = pooling::elements(&x);
         let dy = cx.output_grad.as_standard_layout();
         let dy = pooling::elements(&dy);
+        // The forward output holds each plane's maximum: its first occurrence is the argmax.
+        let y = cx.output.as_standard_layout();
+        let y = pooling::elements(&y);
         let dx = pooling::from_planes(Self::NAME, cx.inputs[0].shape(), hw, hw, |p, dx| {
-            let (m, _) = pooling::argmax(pooling::plane(&x, p, hw), hw, (0, 1), (0, hw));
+            let (x, max) = (pooling::plane(&x, p, hw), pooling::plane(&y, p, 1)[0]);
+            let m = if max.is_nan() {
+                first_max(x).0
+            } else {
+                // Not found only if `output` is not this input's maximum: then, as for NaN,
+                // the rule's own answer.
+                x.iter()
+                    .position(|&v| v == max)
+                    .unwrap_or_else(|| first_max(x).0)
+            };
             dx[m] = pooling::plane(&dy, p, 1)[0];
         })?;
         Ok(vec![Some(dx)])
@@ -64,6 +75,38 @@ impl<F: Float> Op<F> for GlobalMaxPool {
         // One comparison per input element.
         shape::elementwise_flops(inputs, 1)
     }
+}
+
+/// The index and value of the first largest element of a plane (a NaN wins, as in PyTorch).
+fn first_max<F: Float>(plane: &[F]) -> (usize, F) {
+    // The plane as one row of H W pixels: row-major order is kept.
+    pooling::argmax(plane, plane.len(), (0, 1), (0, plane.len()))
+}
+
+/// The largest element of a plane, NaN if it holds one: [`first_max`]'s value.
+///
+/// `if v > m { v } else { m }` is a branch-free `max` that vectorises (`first_max` does not);
+/// it skips NaN, so a plane holding one is redone with `first_max`.
+fn plane_max<F: Float>(plane: &[F]) -> F {
+    // Eight independent running maxima, one per lane: a single running maximum is a chain
+    // of dependent comparisons that neither vectorises nor pipelines.
+    const LANES: usize = 8;
+    let keep_larger = |m: F, v: F| if v > m { v } else { m };
+    let mut lanes = [F::neg_infinity(); LANES];
+    let mut nan = false;
+    let chunks = plane.chunks_exact(LANES);
+    let tail = chunks.remainder();
+    for chunk in chunks {
+        for (m, &v) in lanes.iter_mut().zip(chunk) {
+            *m = keep_larger(*m, v);
+            nan |= v.is_nan();
+        }
+    }
+    let max = tail.iter().chain(&lanes).fold(F::neg_infinity(), |m, &v| {
+        nan |= v.is_nan();
+        keep_larger(m, v)
+    });
+    if nan { first_max(plane).1 } else { max }
 }
 
 impl OpType for GlobalMaxPool {
@@ -122,6 +165,35 @@ mod tests {
         let expected = Array::from_shape_vec(
             IxDyn(&[1, 2, 2, 2]),
             vec![0.0, 10.0, 0.0, 0.0, 20.0, 0.0, 0.0, 0.0],
+        )
+        .unwrap();
+        assert_eq!(grads.get(&xv).unwrap(), &expected);
+    }
+
+    #[test]
+    fn nan_wins_and_minus_infinity_is_a_maximum() {
+        // Plane 0 is [1, NaN, 7, NaN]: the output is NaN and, as in PyTorch, each NaN wins
+        // over what came before, so the last one takes the gradient. Plane 1 is all -inf:
+        // the maximum -inf, first at index 0.
+        let x = Array::from_shape_vec(
+            IxDyn(&[1, 2, 2, 2]),
+            vec![1.0, f64::NAN, 7.0, f64::NAN]
+                .into_iter()
+                .chain([f64::NEG_INFINITY; 4])
+                .collect(),
+        )
+        .unwrap();
+        let mut tape = Tape::<f64>::new();
+        let xv = tape.leaf(x, true);
+        let y = tape.apply(GlobalMaxPool, &[&xv]).unwrap();
+        assert!(y.value()[[0, 0]].is_nan());
+        assert_eq!(y.value()[[0, 1]], f64::NEG_INFINITY);
+        let grads = tape
+            .backward_from(&y, arr2(&[[10.0, 20.0]]).into_dyn())
+            .unwrap();
+        let expected = Array::from_shape_vec(
+            IxDyn(&[1, 2, 2, 2]),
+            vec![0.0, 0.0, 0.0, 10.0, 20.0, 0.0, 0.0, 0.0],
         )
         .unwrap();
         assert_eq!(grads.get(&xv).unwrap(), &expected);

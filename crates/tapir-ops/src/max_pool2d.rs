@@ -88,14 +88,22 @@ impl<F: Float> Op<F> for MaxPool2d {
         let x = pooling::elements(&x);
         let dy = cx.output_grad.as_standard_layout();
         let dy = pooling::elements(&dy);
+        // The forward output holds every window's maximum: only the argmax is left to find.
+        let y = cx.output.as_standard_layout();
+        let y = pooling::elements(&y);
         let work = g.work_per_plane();
         // One plane of dL/dx per task: every m(i, j) of a plane lies in that plane.
         let windows = pooling::RowWindows::new(&g);
         let dx = pooling::from_planes(Self::NAME, cx.inputs[0].shape(), h * w, work, |p, dx| {
             let x = pooling::plane(&x, p, h * w);
-            let (mut max, mut index) = (vec![F::zero(); ow], vec![0; ow]);
-            for (i, dy_row) in pooling::plane(&dy, p, oh * ow).chunks(ow).enumerate() {
-                pooling::row_argmax(&g, &windows, x, i, &mut max, &mut index);
+            let max_rows = pooling::plane(&y, p, oh * ow).chunks(ow);
+            let mut index = vec![0; ow];
+            for (i, (dy_row, max)) in pooling::plane(&dy, p, oh * ow)
+                .chunks(ow)
+                .zip(max_rows)
+                .enumerate()
+            {
+                pooling::row_argmax(&g, &windows, x, i, max, &mut index);
                 for (&dy, &m) in dy_row.iter().zip(&index) {
                     dx[m] += dy;
                 }

@@ -263,7 +263,8 @@ pub(crate) fn row_max<F: Float>(
 }
 
 /// The argmax of every window of output row `i` of a plane (its index in the plane), into
-/// `index`, with the maxima into `max`: [`argmax`]'s answer, window by window.
+/// `index`, given the windows' maxima `max` ([`row_max`]'s answer, which backward reads off
+/// the forward output instead of computing it again): [`argmax`]'s answer, window by window.
 ///
 /// The first pixel equal to the window's maximum is its first maximum: a later pixel could
 /// only have replaced an earlier equal one by being strictly larger than it. Scanning the
@@ -273,10 +274,9 @@ pub(crate) fn row_argmax<F: Float>(
     windows: &RowWindows,
     plane: &[F],
     i: usize,
-    max: &mut [F],
+    max: &[F],
     index: &mut [usize],
 ) {
-    row_max(g, windows, plane, i, max);
     let width = g.input.1;
     let (r0, r1) = g.rows(i);
     let tile = match (windows.tiles, g.kernel.1) {
@@ -291,14 +291,14 @@ pub(crate) fn row_argmax<F: Float>(
         for r in (r0..r1).rev() {
             tile_first(plane_row(plane, width, r), r * width, max, index);
         }
-        for ((k, &m), &cols) in index.iter_mut().zip(&*max).zip(&windows.cols) {
+        for ((k, &m), &cols) in index.iter_mut().zip(max).zip(&windows.cols) {
             if m.is_nan() {
                 *k = argmax(plane, width, (r0, r1), cols).0;
             }
         }
         return;
     }
-    for ((k, &m), &(c0, c1)) in index.iter_mut().zip(&*max).zip(&windows.cols) {
+    for ((k, &m), &(c0, c1)) in index.iter_mut().zip(max).zip(&windows.cols) {
         if m.is_nan() {
             *k = argmax(plane, width, (r0, r1), (c0, c1)).0;
             continue;
@@ -456,7 +456,8 @@ mod tests {
             let ow = g.output.1;
             let (mut max, mut index) = (vec![0.0; ow], vec![0; ow]);
             for i in 0..g.output.0 {
-                super::row_argmax(&g, &windows, &x, i, &mut max, &mut index);
+                super::row_max(&g, &windows, &x, i, &mut max);
+                super::row_argmax(&g, &windows, &x, i, &max, &mut index);
                 for j in 0..ow {
                     let (m, v) = super::argmax(&x, 9, g.rows(i), g.cols(j));
                     let at =
