@@ -17,12 +17,12 @@
 //! but does not cancel to 0 when `erf` is close to -1 (very negative `x`), where the tail of
 //! `y` would otherwise be lost.
 
-use ndarray::{ArrayD, ArrayViewD, Zip};
+use ndarray::{ArrayD, ArrayViewD};
 use serde::Deserialize;
 use std::f64::consts::{FRAC_1_SQRT_2, PI};
 use tapir_core::{Arity, BackwardCx, CaseInput, Float, Gen, GradcheckCase, Op, OpType, Result};
 
-use crate::shape;
+use crate::{elementwise, shape};
 
 /// `gelu`: `x Phi(x)`, the exact form. No hyperparameters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize)]
@@ -53,10 +53,10 @@ impl<F: Float> Op<F> for Gelu {
 
     fn forward(&self, inputs: &[ArrayViewD<F>]) -> Result<ArrayD<F>> {
         // y = x Phi(x)
-        Ok(inputs[0].mapv(|x| {
+        elementwise::map(Self::NAME, &inputs[0], |x| {
             let x = x.to_f64();
             F::from_f64(x * normal_cdf(x))
-        }))
+        })
     }
 
     fn backward(&self, cx: &BackwardCx<F>) -> Result<Vec<Option<ArrayD<F>>>> {
@@ -64,12 +64,10 @@ impl<F: Float> Op<F> for Gelu {
             return Ok(vec![None]);
         }
         // dL/dx = (Phi(x) + x phi(x)) dL/dy
-        let dx = Zip::from(&cx.output_grad)
-            .and(&cx.inputs[0])
-            .map_collect(|&dy, &x| {
-                let x = x.to_f64();
-                F::from_f64((normal_cdf(x) + x * normal_pdf(x)) * dy.to_f64())
-            });
+        let dx = elementwise::map_grad(Self::NAME, &cx.output_grad, &cx.inputs[0], |dy, x| {
+            let x = x.to_f64();
+            F::from_f64((normal_cdf(x) + x * normal_pdf(x)) * dy.to_f64())
+        })?;
         Ok(vec![Some(dx)])
     }
 

@@ -7,13 +7,13 @@
 //!   taken, as PyTorch does).
 //! - Shape: `y` has the shape of `x`.
 
-use ndarray::{ArrayD, ArrayViewD, Zip};
+use ndarray::{ArrayD, ArrayViewD};
 use serde::Deserialize;
 use tapir_core::{
     Arity, BackwardCx, CaseInput, Error, Float, Gen, GradcheckCase, Op, OpType, Result,
 };
 
-use crate::shape;
+use crate::{elementwise, shape};
 
 const NAME: &str = "leaky_relu";
 
@@ -73,7 +73,7 @@ impl<F: Float> Op<F> for LeakyRelu {
 
     fn forward(&self, inputs: &[ArrayViewD<F>]) -> Result<ArrayD<F>> {
         let a = F::from_f64(self.negative_slope);
-        Ok(inputs[0].mapv(|x| if x > F::zero() { x } else { a * x }))
+        elementwise::map(NAME, &inputs[0], |x| if x > F::zero() { x } else { a * x })
     }
 
     fn backward(&self, cx: &BackwardCx<F>) -> Result<Vec<Option<ArrayD<F>>>> {
@@ -81,9 +81,9 @@ impl<F: Float> Op<F> for LeakyRelu {
             return Ok(vec![None]);
         }
         let a = F::from_f64(self.negative_slope);
-        let dx = Zip::from(&cx.output_grad)
-            .and(&cx.inputs[0])
-            .map_collect(|&dy, &x| if x > F::zero() { dy } else { a * dy });
+        let dx = elementwise::map_grad(NAME, &cx.output_grad, &cx.inputs[0], |dy, x| {
+            if x > F::zero() { dy } else { a * dy }
+        })?;
         Ok(vec![Some(dx)])
     }
 

@@ -8,6 +8,7 @@
 #![warn(missing_docs)]
 
 pub mod broadcast;
+mod elementwise;
 mod pooling;
 pub mod shape;
 

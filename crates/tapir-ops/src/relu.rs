@@ -5,13 +5,11 @@
 //!   taken, as PyTorch does).
 //! - Shape: `y` has the shape of `x`.
 
-use ndarray::{ArrayD, ArrayViewD, Zip};
+use ndarray::{ArrayD, ArrayViewD};
 use serde::Deserialize;
-use tapir_core::{
-    Arity, BackwardCx, CaseInput, Error, Float, Gen, GradcheckCase, Op, OpType, Result,
-};
+use tapir_core::{Arity, BackwardCx, CaseInput, Float, Gen, GradcheckCase, Op, OpType, Result};
 
-use crate::shape;
+use crate::{elementwise, shape};
 
 /// `relu`: `max(x, 0)`. No hyperparameters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize)]
@@ -31,31 +29,19 @@ impl<F: Float> Op<F> for Relu {
     }
 
     fn forward(&self, inputs: &[ArrayViewD<F>]) -> Result<ArrayD<F>> {
-        Ok(inputs[0].mapv(|x| if x > F::zero() { x } else { F::zero() }))
+        elementwise::map(Self::NAME, &inputs[0], |x| {
+            if x > F::zero() { x } else { F::zero() }
+        })
     }
 
     fn backward(&self, cx: &BackwardCx<F>) -> Result<Vec<Option<ArrayD<F>>>> {
-        let pass = |g: F, x: F| if x <= F::zero() { F::zero() } else { g };
-        let (x, dy) = (&cx.inputs[0], &cx.output_grad);
-        // Row-major slices make one flat loop the compiler vectorises; a `Zip` over
-        // dynamic-rank arrays walks them element by element.
-        if let (Some(x), Some(dy)) = (x.as_slice(), dy.as_slice())
-            && x.len() == dy.len()
-        {
-            let grad: Vec<F> = dy.iter().zip(x).map(|(&g, &x)| pass(g, x)).collect();
-            let grad = ArrayD::from_shape_vec(cx.output_grad.raw_dim(), grad).map_err(|e| {
-                Error::Contract {
-                    op: <Self as OpType>::NAME,
-                    message: format!("BUG: relu gradient: {e}"),
-                }
-            })?;
-            return Ok(vec![Some(grad)]);
+        if !cx.needs_grad(0) {
+            return Ok(vec![None]);
         }
-        let mut grad = dy.to_owned();
-        Zip::from(&mut grad)
-            .and(x)
-            .for_each(|g, &x| *g = pass(*g, x));
-        Ok(vec![Some(grad)])
+        let dx = elementwise::map_grad(Self::NAME, &cx.output_grad, &cx.inputs[0], |dy, x| {
+            if x <= F::zero() { F::zero() } else { dy }
+        })?;
+        Ok(vec![Some(dx)])
     }
 
     fn flops(&self, inputs: &[&[usize]]) -> u64 {

@@ -8,11 +8,11 @@
 //! `exp` only ever sees a non-positive argument: it underflows to 0 for large `|x|` instead of
 //! overflowing to infinity, and `y` saturates at exactly 0 or 1 rather than becoming NaN.
 
-use ndarray::{ArrayD, ArrayViewD, Zip};
+use ndarray::{ArrayD, ArrayViewD};
 use serde::Deserialize;
 use tapir_core::{Arity, BackwardCx, CaseInput, Float, Gen, GradcheckCase, Op, OpType, Result};
 
-use crate::shape;
+use crate::{elementwise, shape};
 
 /// `sigmoid`: `1 / (1 + exp(-x))`. No hyperparameters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize)]
@@ -42,16 +42,16 @@ impl<F: Float> Op<F> for Sigmoid {
     }
 
     fn forward(&self, inputs: &[ArrayViewD<F>]) -> Result<ArrayD<F>> {
-        Ok(inputs[0].mapv(logistic))
+        elementwise::map(Self::NAME, &inputs[0], logistic)
     }
 
     fn backward(&self, cx: &BackwardCx<F>) -> Result<Vec<Option<ArrayD<F>>>> {
         if !cx.needs_grad(0) {
             return Ok(vec![None]);
         }
-        let dx = Zip::from(&cx.output_grad)
-            .and(&cx.output)
-            .map_collect(|&dy, &y| y * (F::one() - y) * dy);
+        let dx = elementwise::map_grad(Self::NAME, &cx.output_grad, &cx.output, |dy, y| {
+            y * (F::one() - y) * dy
+        })?;
         Ok(vec![Some(dx)])
     }
 

@@ -4,11 +4,11 @@
 //! - Gradient: `dL/dx = (1 - y^2) dL/dy`, from the output alone.
 //! - Shape: `y` has the shape of `x`.
 
-use ndarray::{ArrayD, ArrayViewD, Zip};
+use ndarray::{ArrayD, ArrayViewD};
 use serde::Deserialize;
 use tapir_core::{Arity, BackwardCx, CaseInput, Float, Gen, GradcheckCase, Op, OpType, Result};
 
-use crate::shape;
+use crate::{elementwise, shape};
 
 /// `tanh`: the hyperbolic tangent. No hyperparameters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize)]
@@ -29,16 +29,16 @@ impl<F: Float> Op<F> for Tanh {
 
     fn forward(&self, inputs: &[ArrayViewD<F>]) -> Result<ArrayD<F>> {
         // The standard library's tanh saturates at +-1 for large |x|, never NaN.
-        Ok(inputs[0].mapv(F::tanh))
+        elementwise::map(Self::NAME, &inputs[0], F::tanh)
     }
 
     fn backward(&self, cx: &BackwardCx<F>) -> Result<Vec<Option<ArrayD<F>>>> {
         if !cx.needs_grad(0) {
             return Ok(vec![None]);
         }
-        let dx = Zip::from(&cx.output_grad)
-            .and(&cx.output)
-            .map_collect(|&dy, &y| (F::one() - y * y) * dy);
+        let dx = elementwise::map_grad(Self::NAME, &cx.output_grad, &cx.output, |dy, y| {
+            (F::one() - y * y) * dy
+        })?;
         Ok(vec![Some(dx)])
     }
 
