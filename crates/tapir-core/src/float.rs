@@ -3,7 +3,7 @@
 use std::fmt::{Debug, Display};
 use std::iter::Sum;
 
-use ndarray::NdFloat;
+use ndarray::{ArrayView2, ArrayViewMut2, NdFloat};
 
 /// A floating-point element type: `f32` or `f64`.
 ///
@@ -18,6 +18,15 @@ pub trait Float: NdFloat + Sum + Default + Debug + Display + Send + Sync + 'stat
     fn from_usize(value: usize) -> Self;
     /// The type's name, for messages: `"f32"` or `"f64"`.
     const NAME: &'static str;
+    /// `c = alpha a b`, or `c += alpha a b`: the matrix product of [`crate::gemm`], which
+    /// is the way to call it.
+    fn gemm(
+        alpha: Self,
+        a: &ArrayView2<Self>,
+        b: &ArrayView2<Self>,
+        accumulate: bool,
+        c: &mut ArrayViewMut2<Self>,
+    );
 }
 
 impl Float for f32 {
@@ -31,6 +40,15 @@ impl Float for f32 {
         value as f32
     }
     const NAME: &'static str = "f32";
+    fn gemm(
+        alpha: Self,
+        a: &ArrayView2<Self>,
+        b: &ArrayView2<Self>,
+        accumulate: bool,
+        c: &mut ArrayViewMut2<Self>,
+    ) {
+        crate::gemm::product(alpha, a, b, accumulate, c);
+    }
 }
 
 impl Float for f64 {
@@ -44,4 +62,13 @@ impl Float for f64 {
         value as f64
     }
     const NAME: &'static str = "f64";
+    fn gemm(
+        alpha: Self,
+        a: &ArrayView2<Self>,
+        b: &ArrayView2<Self>,
+        accumulate: bool,
+        c: &mut ArrayViewMut2<Self>,
+    ) {
+        crate::gemm::product(alpha, a, b, accumulate, c);
+    }
 }

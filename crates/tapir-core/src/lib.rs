@@ -11,6 +11,7 @@
 
 mod error;
 mod float;
+mod gemm;
 pub mod gradcheck;
 mod limits;
 mod op;
@@ -19,6 +20,7 @@ mod tape;
 
 pub use error::{Arity, Error, Result};
 pub use float::Float;
+pub use gemm::gemm;
 pub use gradcheck::{CaseInput, Gen, GradcheckCase};
 pub use limits::{MAX_ELEMENTS, allocatable_elements};
 pub use op::{BackwardCx, Op, OpType, ParamRole, ParamSpec};

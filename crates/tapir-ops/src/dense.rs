@@ -12,7 +12,6 @@
 //!
 //! The weight and bias are the op's parameters: they follow `X` in every call.
 
-use ndarray::linalg::general_mat_mul;
 use ndarray::{Array2, ArrayD, ArrayView1, ArrayView2, ArrayViewD, Axis, Ix2};
 use serde::Deserialize;
 use tapir_core::{
@@ -191,7 +190,7 @@ impl<F: Float> Op<F> for Dense {
         if let Some(b) = bias {
             y.assign(&b);
         }
-        general_mat_mul(F::one(), &x, &weight.t(), F::one(), &mut y);
+        tapir_core::gemm(F::one(), &x, &weight.t(), true, &mut y.view_mut());
         Ok(y.into_dyn())
     }
 
@@ -209,10 +208,15 @@ impl<F: Float> Op<F> for Dense {
                 ),
             ));
         }
+        let product = |a: ArrayView2<F>, b: ArrayView2<F>| {
+            let mut out = Array2::zeros((a.nrows(), b.ncols()));
+            tapir_core::gemm(F::one(), &a, &b, false, &mut out.view_mut());
+            out.into_dyn()
+        };
         // dX = dY W
-        let dx = cx.needs_grad(0).then(|| dy.dot(&weight).into_dyn());
+        let dx = cx.needs_grad(0).then(|| product(dy.view(), weight.view()));
         // dW = dY^T X
-        let dw = cx.needs_grad(1).then(|| dy.t().dot(&x).into_dyn());
+        let dw = cx.needs_grad(1).then(|| product(dy.t(), x.view()));
         let mut grads = vec![dx, dw];
         if self.bias {
             // db = sum over N of dY

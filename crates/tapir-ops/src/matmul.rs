@@ -9,7 +9,6 @@
 //! - Shape: `[m, k] x [k, n] -> [m, n]`, or `[b, m, k] x [b, k, n] -> [b, m, n]`. Both inputs
 //!   have the same rank; batches are not broadcast.
 
-use ndarray::linalg::general_mat_mul;
 use ndarray::{ArrayD, ArrayView3, ArrayViewD, ArrayViewMut3, Axis, Ix3};
 use serde::Deserialize;
 use tapir_core::{
@@ -152,7 +151,7 @@ impl<F: Float> Op<F> for Matmul {
 /// `out[s] = a[s] b[s]` for every batch index `s`; the shapes were checked by the caller.
 fn products<F: Float>(a: ArrayView3<'_, F>, b: ArrayView3<'_, F>, mut out: ArrayViewMut3<'_, F>) {
     for ((a, b), mut out) in a.outer_iter().zip(b.outer_iter()).zip(out.outer_iter_mut()) {
-        general_mat_mul(F::one(), &a, &b, F::zero(), &mut out);
+        tapir_core::gemm(F::one(), &a, &b, false, &mut out);
     }
 }
 

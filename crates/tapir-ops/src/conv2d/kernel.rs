@@ -20,7 +20,6 @@ use std::ops::Range;
 
 use std::borrow::Cow;
 
-use ndarray::linalg::general_mat_mul;
 use ndarray::{
     Array1, Array2, Array3, Array4, ArrayRef2, ArrayView1, ArrayView2, ArrayView3, ArrayView4,
     ArrayViewMut2, Axis, CowArray, Dimension, Slice,
@@ -283,11 +282,11 @@ pub(crate) fn forward<F: Float>(
                 for g in 0..geometry.groups {
                     let (filters, patch) = (geometry.filter_rows(g), geometry.patch_rows(g));
                     // y_g += W_g cols_g
-                    general_mat_mul(
+                    tapir_core::gemm(
                         F::one(),
                         &rows(&w, filters.clone()),
                         &rows(&cols, patch),
-                        F::one(),
+                        true,
                         &mut rows_mut(&mut y_n, filters),
                     );
                 }
@@ -426,11 +425,11 @@ fn backward_chunk<F: Float>(
         for g in 0..geometry.groups {
             let (filters, patch) = (geometry.filter_rows(g), geometry.patch_rows(g));
             // dW_g = dy_g cols_g^T, the chunk's samples in the inner dimension
-            general_mat_mul(
+            tapir_core::gemm(
                 F::one(),
                 &rows(&dy_wide, filters.clone()),
                 &rows(&cols, patch).t(),
-                F::zero(),
+                false,
                 &mut rows_mut(&mut dw, filters),
             );
         }
@@ -448,11 +447,11 @@ fn backward_chunk<F: Float>(
             for g in 0..geometry.groups {
                 let (filters, patch) = (geometry.filter_rows(g), geometry.patch_rows(g));
                 // dcols_g = W_g^T dy_g
-                general_mat_mul(
+                tapir_core::gemm(
                     F::one(),
                     &rows(&w, filters.clone()).t(),
                     &rows(&dy_n, filters),
-                    F::zero(),
+                    false,
                     &mut rows_mut(&mut dcols_m, patch),
                 );
             }
