@@ -3,7 +3,7 @@
 //!
 //! | id | workload | shapes |
 //! |---|---|---|
-//! | PEAK | sgemm | `C[1024,1024] = A[1024,1024] B[1024,1024]` through `general_mat_mul` |
+//! | PEAK | sgemm | `C[1024,1024] = A[1024,1024] B[1024,1024]` through `tapir_core::gemm` |
 //! | W1 | conv-mid | `x[32,16,28,28]`, `w[32,16,3,3]`, bias, stride 1, padding 1 (f32 and f64) |
 //! | W2 | conv-first | `x[64,1,56,56]`, `w[16,1,5,5]`, bias, stride 1, no padding |
 //! | W3 | dense | `x[64,3136]`, `w[128,3136]`, bias |
