@@ -15,6 +15,7 @@ mod gemm;
 pub mod gradcheck;
 mod limits;
 mod op;
+mod pool;
 mod registry;
 mod tape;
 
@@ -24,6 +25,7 @@ pub use gemm::gemm;
 pub use gradcheck::{CaseInput, Gen, GradcheckCase};
 pub use limits::{MAX_ELEMENTS, allocatable_elements};
 pub use op::{BackwardCx, Op, OpType, ParamRole, ParamSpec};
+pub use pool::on_pool;
 pub use registry::{Registry, RegistryEntry};
 pub use tape::{Gradients, Tape, Var};
 

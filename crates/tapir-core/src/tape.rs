@@ -236,6 +236,19 @@ impl<F: Float> Tape<F> {
         &self,
         output: &Var<F>,
         output_grad: ArrayD<F>,
+        timing: Option<&mut dyn FnMut(usize, Duration)>,
+    ) -> Result<Gradients<F>> {
+        match timing {
+            // The timing callback stays on the calling thread: it need not be `Send`.
+            Some(timing) => self.backward_waves(output, output_grad, Some(timing)),
+            None => crate::on_pool(|| self.backward_waves(output, output_grad, None)),
+        }
+    }
+
+    fn backward_waves(
+        &self,
+        output: &Var<F>,
+        output_grad: ArrayD<F>,
         mut timing: Option<&mut dyn FnMut(usize, Duration)>,
     ) -> Result<Gradients<F>> {
         self.check_owned(output)?;

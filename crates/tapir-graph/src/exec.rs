@@ -175,9 +175,12 @@ impl<F: Float> Network<F> {
         grad_inputs: bool,
         trace: Option<&Mutex<Vec<NodeTiming>>>,
     ) -> Result<Forward<F>> {
-        let param_vars = self.param_vars(tape, params)?;
-        let input_vars = self.input_vars(tape, inputs, grad_inputs)?;
-        self.forward_vars(tape, param_vars, input_vars, trace)
+        // One hand-over to the pool for the whole pass, not one per parallel kernel.
+        tapir_core::on_pool(|| {
+            let param_vars = self.param_vars(tape, params)?;
+            let input_vars = self.input_vars(tape, inputs, grad_inputs)?;
+            self.forward_vars(tape, param_vars, input_vars, trace)
+        })
     }
 
     /// [`Network::forward`] on values already on `tape`: parameters in [`Graph::params`]
@@ -354,6 +357,16 @@ impl<F: Float> Network<F> {
     /// Forward and backward for the loss: the loss value and every parameter's gradient
     /// (and each differentiable input's, with `grad_inputs`).
     pub fn loss_and_grads(
+        &self,
+        params: &Params<F>,
+        inputs: Vec<ArrayD<F>>,
+        grad_inputs: bool,
+    ) -> Result<LossGrads<F>> {
+        tapir_core::on_pool(|| self.loss_and_grads_on_pool(params, inputs, grad_inputs))
+    }
+
+    /// [`Network::loss_and_grads`], on a thread of the pool.
+    fn loss_and_grads_on_pool(
         &self,
         params: &Params<F>,
         inputs: Vec<ArrayD<F>>,

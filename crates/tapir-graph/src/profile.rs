@@ -141,7 +141,7 @@ impl Graph {
                 .build()
                 .map_err(|e| Error::Tape(format!("profile: cannot start {threads} threads: {e}")))?
                 .install(|| self.profile_here(config)),
-            None => self.profile_here(config),
+            None => tapir_core::on_pool(|| self.profile_here(config)),
         }
     }
 
