@@ -6,7 +6,7 @@
 /// hand each parallel kernel to the pool and wait for it, op by op, and its serial parts
 /// would run on another core than the kernels, their data moving between the caches. One
 /// hand-over per pass avoids both: `tapir profile` made 1,310 images/s on the CNN's training
-/// step with one thread on a pool thread against 1,020 from the main thread (medians of four
+/// step with one thread on a pool thread against 1,030 from the main thread (medians of four
 /// alternating runs). Nested calls run in place.
 pub fn on_pool<R: Send>(work: impl FnOnce() -> R + Send) -> R {
     if rayon::current_thread_index().is_some() {
