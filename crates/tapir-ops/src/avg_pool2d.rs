@@ -108,6 +108,7 @@ impl<F: Float> Op<F> for AvgPool2d {
             return Ok(vec![None]);
         }
         let g = self.window(cx.inputs[0].shape())?;
+        pooling::check_backward(Self::NAME, cx, &g.output_shape(), false)?;
         let ((h, w), (oh, ow)) = (g.input, g.output);
         let dy = cx.output_grad.as_standard_layout();
         let dy = pooling::elements(&dy);

@@ -45,7 +45,8 @@ impl<F: Float> Op<F> for GlobalAvgPool {
         if !cx.needs_grad(0) {
             return Ok(vec![None]);
         }
-        let (_, _, hw) = pooling::global_shape(Self::NAME, cx.inputs[0].shape())?;
+        let (n, c, hw) = pooling::global_shape(Self::NAME, cx.inputs[0].shape())?;
+        pooling::check_backward(Self::NAME, cx, &[n, c], false)?;
         let dy = cx.output_grad.as_standard_layout();
         let dy = pooling::elements(&dy);
         let area = F::from_usize(hw);

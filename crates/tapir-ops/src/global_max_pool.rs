@@ -47,7 +47,8 @@ impl<F: Float> Op<F> for GlobalMaxPool {
         if !cx.needs_grad(0) {
             return Ok(vec![None]);
         }
-        let (_, _, hw) = pooling::global_shape(Self::NAME, cx.inputs[0].shape())?;
+        let (n, c, hw) = pooling::global_shape(Self::NAME, cx.inputs[0].shape())?;
+        pooling::check_backward(Self::NAME, cx, &[n, c], true)?;
         let x = cx.inputs[0].as_standard_layout();
         let x = pooling::elements(&x);
         let dy = cx.output_grad.as_standard_layout();

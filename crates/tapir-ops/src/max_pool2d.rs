@@ -83,6 +83,7 @@ impl<F: Float> Op<F> for MaxPool2d {
             return Ok(vec![None]);
         }
         let g = self.window(cx.inputs[0].shape())?;
+        pooling::check_backward(Self::NAME, cx, &g.output_shape(), true)?;
         let ((h, w), (oh, ow)) = (g.input, g.output);
         let x = cx.inputs[0].as_standard_layout();
         let x = pooling::elements(&x);

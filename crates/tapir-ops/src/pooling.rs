@@ -7,7 +7,7 @@ use std::borrow::Cow;
 use ndarray::{ArrayD, CowArray, IxDyn};
 use rayon::prelude::*;
 use serde::{Deserialize, Deserializer};
-use tapir_core::{Error, Float, Result};
+use tapir_core::{BackwardCx, Error, Float, Result};
 
 use crate::shape::{self, Pair};
 
@@ -391,6 +391,29 @@ pub(crate) fn from_planes<F: Float>(
     })
 }
 
+/// Checks that backward was given an output gradient (and, with `output`, an output) of the
+/// output's shape: the kernels index them plane by plane.
+pub(crate) fn check_backward<F: Float>(
+    op: &'static str,
+    cx: &BackwardCx<F>,
+    expected: &[usize],
+    output: bool,
+) -> Result<()> {
+    let given = [
+        ("output gradient", cx.output_grad.shape()),
+        ("output", cx.output.shape()),
+    ];
+    for (what, shape) in given.into_iter().take(if output { 2 } else { 1 }) {
+        if shape != expected {
+            return Err(Error::shape(
+                op,
+                format!("backward: the {what} has shape {shape:?}, the output has {expected:?}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Checks the input `[N, C, H, W]` of a global pool: `(N, C, H W)`.
 pub(crate) fn global_shape(op: &'static str, input: &[usize]) -> Result<(usize, usize, usize)> {
     shape::expect_rank(op, "input", input, 4, NCHW)?;
@@ -464,6 +487,45 @@ mod tests {
                         format!("kernel {kernel} stride {stride} padding {padding} ({i}, {j})");
                     assert_eq!(index[j], m, "{at}");
                     assert_eq!(max[j].to_bits(), v.to_bits(), "{at}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_backward_call_with_misshaped_values_is_an_error_not_a_panic() {
+        let x = Array::from_shape_fn((1, 2, 4, 4), |(_, c, a, b)| (c * 16 + a * 4 + b) as f32)
+            .into_dyn();
+        let wrong = ArrayD::<f32>::zeros(vec![1, 2, 3, 3]);
+        let ops: [&dyn Op<f32>; 4] = [
+            &MaxPool2d {
+                kernel: Pair::Both(2),
+                stride: None,
+                padding: Pair::Both(0),
+            },
+            &AvgPool2d {
+                kernel: Pair::Both(2),
+                stride: None,
+                padding: Pair::Both(0),
+                count_include_pad: true,
+            },
+            &GlobalMaxPool,
+            &crate::GlobalAvgPool,
+        ];
+        for op in ops {
+            let y = op.forward(&[x.view()]).unwrap();
+            for (output, output_grad) in [(&y, &wrong), (&wrong, &y)] {
+                let cx = BackwardCx {
+                    inputs: &[x.view()],
+                    output: output.view(),
+                    output_grad: output_grad.view(),
+                    needs_grad: &[true],
+                };
+                let name = op.name();
+                match op.backward(&cx) {
+                    Err(e) => assert!(e.to_string().contains("backward: the"), "{name}: {e}"),
+                    // Average pooling reads no output: only a wrong gradient is an error.
+                    Ok(_) => assert!(name.contains("avg") && output_grad.shape() == y.shape()),
                 }
             }
         }
