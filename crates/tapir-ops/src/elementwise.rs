@@ -1,6 +1,6 @@
 //! What the elementwise ops share: a function applied to every element (forward), or to
-//! every pair of output gradient and saved value (backward), on row-major slices the
-//! compiler vectorises, split across rayon's threads when the array is large.
+//! every pair of output gradient and saved value (backward), on row-major slices: one loop
+//! the compiler vectorises for small arrays, split across rayon's threads for large ones.
 //!
 //! Each element is computed alone, so the split changes no bit of the result.
 
