@@ -2,8 +2,8 @@
 
 Not part of the build or the tests: run it from a scratch virtual environment,
 
-    python3 -m venv /tmp/torch-venv && /tmp/torch-venv/bin/pip install torch
-    /tmp/torch-venv/bin/python benches/pytorch/workloads.py --threads 1
+    python3 -m venv .torch-venv && .torch-venv/bin/pip install torch
+    .torch-venv/bin/python benches/pytorch/workloads.py --threads 1
 
 right before or after `RAYON_NUM_THREADS=1 cargo bench`, and compare the two as ratios. Shapes,
 FLOP counts, data and timing follow benches/workloads/main.rs: warm up (at least 5 calls and
