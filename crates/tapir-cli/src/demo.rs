@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 use tapir_train::data::{ClassPair, default_data_dir};
-use tapir_train::demo::{DemoConfig, default_graphs_dir, run as run_demo};
+use tapir_train::demo::{DemoConfig, FILES, default_graphs_dir, run as run_demo};
 
 use crate::output::{Failure, Out, note};
 use crate::train::failure;
@@ -64,14 +64,7 @@ pub fn run(args: &DemoArgs, out: &mut Out) -> Result<(), Failure> {
     };
     let (_, table) = run_demo(&config, &mut |line| note(line)).map_err(failure)?;
     out.text(&table)?;
-    for file in [
-        "report.json",
-        "metrics.csv",
-        "loss.png",
-        "filters.png",
-        "similarity.png",
-        "samples.png",
-    ] {
+    for file in FILES {
         out.line(format_args!("wrote {}", config.out.join(file).display()))?;
     }
     Ok(())

@@ -29,46 +29,33 @@ pub trait Float: NdFloat + Sum + Default + Debug + Display + Send + Sync + 'stat
     );
 }
 
-impl Float for f32 {
-    fn from_f64(value: f64) -> Self {
-        value as f32
-    }
-    fn to_f64(self) -> f64 {
-        f64::from(self)
-    }
-    fn from_usize(value: usize) -> Self {
-        value as f32
-    }
-    const NAME: &'static str = "f32";
-    fn gemm(
-        alpha: Self,
-        a: &ArrayView2<Self>,
-        b: &ArrayView2<Self>,
-        accumulate: bool,
-        c: &mut ArrayViewMut2<Self>,
-    ) {
-        crate::gemm::product(alpha, a, b, accumulate, c);
-    }
+/// The two impls differ only in the type; the conversions read the same for both.
+macro_rules! float_impl {
+    ($t:ty) => {
+        impl Float for $t {
+            fn from_f64(value: f64) -> Self {
+                // Rounds to nearest for f32; the identity for f64.
+                value as $t
+            }
+            fn to_f64(self) -> f64 {
+                f64::from(self)
+            }
+            fn from_usize(value: usize) -> Self {
+                value as $t
+            }
+            const NAME: &'static str = stringify!($t);
+            fn gemm(
+                alpha: Self,
+                a: &ArrayView2<Self>,
+                b: &ArrayView2<Self>,
+                accumulate: bool,
+                c: &mut ArrayViewMut2<Self>,
+            ) {
+                crate::gemm::product(alpha, a, b, accumulate, c);
+            }
+        }
+    };
 }
 
-impl Float for f64 {
-    fn from_f64(value: f64) -> Self {
-        value
-    }
-    fn to_f64(self) -> f64 {
-        self
-    }
-    fn from_usize(value: usize) -> Self {
-        value as f64
-    }
-    const NAME: &'static str = "f64";
-    fn gemm(
-        alpha: Self,
-        a: &ArrayView2<Self>,
-        b: &ArrayView2<Self>,
-        accumulate: bool,
-        c: &mut ArrayViewMut2<Self>,
-    ) {
-        crate::gemm::product(alpha, a, b, accumulate, c);
-    }
-}
+float_impl!(f32);
+float_impl!(f64);

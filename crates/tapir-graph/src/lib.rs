@@ -93,6 +93,7 @@ mod load;
 mod profile;
 mod schema;
 mod summary;
+mod table;
 mod tensors;
 
 pub use check::NetworkCheck;

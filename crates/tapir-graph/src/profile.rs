@@ -362,13 +362,6 @@ impl Profile {
                 format!("{:.1}%", node.share * 100.0),
             ]);
         }
-        let mut widths = [0usize; 8];
-        for row in &rows {
-            for (width, cell) in widths.iter_mut().zip(row) {
-                *width = (*width).max(cell.chars().count());
-            }
-        }
-        let rule = "-".repeat(widths.iter().sum::<usize>() + 2 * (widths.len() - 1));
         let mut out = String::new();
         let _ = writeln!(
             out,
@@ -384,25 +377,8 @@ impl Profile {
             plural(self.warmup_steps, "warm-up step")
         );
         out.push('\n');
-        for (index, row) in rows.iter().enumerate() {
-            let cells: Vec<String> = row
-                .iter()
-                .zip(widths)
-                .enumerate()
-                .map(|(column, (cell, width))| {
-                    if column >= 2 {
-                        format!("{cell:>width$}")
-                    } else {
-                        format!("{cell:<width$}")
-                    }
-                })
-                .collect();
-            let _ = writeln!(out, "{}", cells.join("  ").trim_end());
-            if index == 0 {
-                let _ = writeln!(out, "{rule}");
-            }
-        }
-        let _ = writeln!(out, "{rule}");
+        // Everything from the FLOPs on (column 2) is a number.
+        out.push_str(&crate::table::render(&rows, 2));
         let _ = writeln!(
             out,
             "step {} ms (fastest {} ms): forward {} ms, backward {} ms, the rest {} ms",

@@ -42,34 +42,8 @@ impl Graph {
                 group_digits(node.flops),
             ]);
         }
-        let mut widths = [0usize; 6];
-        for row in &rows {
-            for (width, cell) in widths.iter_mut().zip(row) {
-                *width = (*width).max(cell.chars().count());
-            }
-        }
-        let rule: String = "-".repeat(widths.iter().sum::<usize>() + 2 * (widths.len() - 1));
-        let mut out = String::new();
-        for (index, row) in rows.iter().enumerate() {
-            let mut line = String::new();
-            for (column, (cell, width)) in row.iter().zip(widths).enumerate() {
-                let numeric = column >= 4;
-                let cell = if numeric {
-                    format!("{cell:>width$}")
-                } else {
-                    format!("{cell:<width$}")
-                };
-                line.push_str(&cell);
-                if column + 1 < row.len() {
-                    line.push_str("  ");
-                }
-            }
-            let _ = writeln!(out, "{}", line.trim_end());
-            if index == 0 {
-                let _ = writeln!(out, "{rule}");
-            }
-        }
-        let _ = writeln!(out, "{rule}");
+        // Params and FLOPs (columns 4 and 5) are numbers.
+        let mut out = crate::table::render(&rows, 4);
         let _ = writeln!(
             out,
             "{} nodes, {} parameter tensors, {} parameters, {} FLOPs per sample (forward)",

@@ -407,7 +407,12 @@ pub(crate) fn check_backward<F: Float>(
         if shape != expected {
             return Err(Error::shape(
                 op,
-                format!("backward: the {what} has shape {shape:?}, the output has {expected:?}"),
+                format!(
+                    "backward: the {what} has shape {shape:?}, but the output for an input of \
+                     shape {:?} has shape {expected:?}; pass the forward call's output and a \
+                     gradient of its shape",
+                    cx.inputs.first().map(|x| x.shape()).unwrap_or_default()
+                ),
             ));
         }
     }

@@ -185,6 +185,22 @@ struct Trained {
     network: Network<f32>,
 }
 
+/// The files [`run`] writes into [`DemoConfig::out`].
+pub const FILES: [&str; 6] = [
+    REPORT_JSON,
+    METRICS_CSV,
+    LOSS_PNG,
+    FILTERS_PNG,
+    SIMILARITY_PNG,
+    SAMPLES_PNG,
+];
+const REPORT_JSON: &str = "report.json";
+const METRICS_CSV: &str = "metrics.csv";
+const LOSS_PNG: &str = "loss.png";
+const FILTERS_PNG: &str = "filters.png";
+const SIMILARITY_PNG: &str = "similarity.png";
+const SAMPLES_PNG: &str = "samples.png";
+
 /// Runs the demo: trains, evaluates, checks, writes `report.json`, `metrics.csv` and the
 /// pictures into `config.out`, and returns the report with the table as text.
 pub fn run(config: &DemoConfig, log: &mut dyn FnMut(&str)) -> Result<(Report, String)> {
@@ -247,8 +263,8 @@ pub fn run(config: &DemoConfig, log: &mut dyn FnMut(&str)) -> Result<(Report, St
         zero_init: zero_init(&graphs["cnn-1"], &sets)?,
     };
     let table = table(&report, &runs, config);
-    write_json(&config.out.join("report.json"), &report)?;
-    write_metrics_csv(&config.out.join("metrics.csv"), &runs, &config.seeds)?;
+    write_json(&config.out.join(REPORT_JSON), &report)?;
+    write_metrics_csv(&config.out.join(METRICS_CSV), &runs, &config.seeds)?;
     pictures(config, &data, &sets, &runs)?;
     let mut text = table;
     let _ = writeln!(
@@ -645,7 +661,7 @@ fn pictures(
         });
     }
     tapir_plots::loss_curves(
-        config.out.join("loss.png"),
+        config.out.join(LOSS_PNG),
         "Training loss (solid) and swapped validation loss (dashed)",
         &curves,
     )
@@ -661,7 +677,7 @@ fn pictures(
         .map_err(|e| Error::Tape(format!("BUG: conv.weight {:?}: {e}", weight.shape())))?
         .to_owned();
     tapir_plots::filter_grid(
-        config.out.join("filters.png"),
+        config.out.join(FILTERS_PNG),
         "cnn-1's learned 5x5 filters",
         filters.view(),
     )
@@ -746,7 +762,7 @@ fn similarity_picture(
         .collect::<Result<_>>()?;
     let labels: Vec<String> = chosen.iter().map(|f| format!("filter #{f}")).collect();
     tapir_plots::similarity_maps(
-        config.out.join("similarity.png"),
+        config.out.join(SIMILARITY_PNG),
         &format!("cnn-1: one {dog}, two positions"),
         &labels,
         &rows,
@@ -835,7 +851,7 @@ fn samples_picture(
         ),
     ];
     tapir_plots::sample_grid(
-        config.out.join("samples.png"),
+        config.out.join(SAMPLES_PNG),
         "What the networks say (truth -> answer)",
         &sections,
     )

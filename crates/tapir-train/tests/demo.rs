@@ -2,7 +2,7 @@
 //! its documented shape, and the exact facts that hold whatever the training.
 
 use serde_json::Value;
-use tapir_train::demo::{DemoConfig, run};
+use tapir_train::demo::{DemoConfig, FILES, run};
 
 #[test]
 fn one_epoch_of_the_demo_writes_the_report_and_the_pictures() {
@@ -15,14 +15,7 @@ fn one_epoch_of_the_demo_writes_the_report_and_the_pictures() {
     };
     let mut lines = Vec::new();
     let (report, table) = run(&config, &mut |line| lines.push(line.to_string())).unwrap();
-    for file in [
-        "report.json",
-        "metrics.csv",
-        "loss.png",
-        "filters.png",
-        "similarity.png",
-        "samples.png",
-    ] {
+    for file in FILES {
         let bytes = std::fs::read(out.path().join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
         assert!(bytes.len() > 100, "{file} is nearly empty");
     }
