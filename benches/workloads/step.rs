@@ -57,7 +57,9 @@ fn training_step(c: &mut Criterion, id: &str, graph: &str) {
     group.bench_function("f32_step", |b| {
         b.iter_batched(
             || vec![images.clone(), labels.clone()],
-            |inputs| step(&network, &mut params, inputs),
+            // As `tapir train` runs its steps: all on a thread of the pool, where the step's
+            // memory is allocated and freed (see `tapir_train::train_epoch`).
+            |inputs| tapir_core::on_pool(|| step(&network, &mut params, inputs)),
             BatchSize::LargeInput,
         )
     });

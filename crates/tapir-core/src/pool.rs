@@ -8,6 +8,10 @@
 /// hand-over per pass avoids both: `tapir profile` made 1,310 images/s on the CNN's training
 /// step with one thread on a pool thread against 1,030 from the main thread (medians of four
 /// alternating runs). Nested calls run in place.
+///
+/// A training loop gains from running whole inside one call: each step's activations are
+/// then freed, and the parameters updated, on the thread that made them (the CNN's step
+/// under `cargo bench -- W5`, one thread: 44-47 ms against 52 ms from the main thread).
 pub fn on_pool<R: Send>(work: impl FnOnce() -> R + Send) -> R {
     if rayon::current_thread_index().is_some() {
         work()
