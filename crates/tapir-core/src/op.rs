@@ -1,6 +1,7 @@
 //! The `Op` trait: what every operation, built-in or user-written, implements.
 
 use std::fmt::Debug;
+use std::sync::Arc;
 
 use ndarray::{ArrayD, ArrayViewD};
 use serde::de::DeserializeOwned;
@@ -93,6 +94,21 @@ pub trait Op<F: Float>: Send + Sync + Debug {
     fn flops(&self, inputs: &[&[usize]]) -> u64 {
         let _ = inputs;
         0
+    }
+
+    /// An op that computes this op applied to `producer`'s output in one pass, reading
+    /// `producer`'s inputs instead; `None` (the default) when there is none.
+    ///
+    /// A network asks each op whose first data input is the output of an op with one input
+    /// and no parameters, read by nothing else, and not itself an output of the network. The
+    /// fused op then takes `producer`'s input followed by this op's other inputs; its
+    /// results and gradients must be those of the two ops run one after the other, bit for
+    /// bit, and its own gradient-check cases prove its backward. `producer` is recognised by
+    /// [`Op::name`], which is unique within a registry. Max pooling after `relu` is one:
+    /// the ReLU's tensor, the largest of the step, is never written.
+    fn fused_after(&self, producer: &dyn Op<F>) -> Option<Arc<dyn Op<F>>> {
+        let _ = producer;
+        None
     }
 }
 

@@ -15,10 +15,30 @@ use crate::graph::{Graph, ValueId};
 use crate::schema::Init;
 
 /// A graph's ops built in one precision, ready to run.
+///
+/// [`Network::new`] fuses where an op offers it ([`Op::fused_after`]): a node whose output
+/// only one other node reads, and which is not an output, can run inside that node (a `Relu`
+/// before a `MaxPool2d`). The results and gradients are the same bits; the fused node's own
+/// value is never made, so [`Forward::value`] has none for it. [`Network::unfused`] runs every
+/// node on its own, to read every value.
 #[derive(Debug, Clone)]
 pub struct Network<F: Float> {
     graph: Arc<Graph>,
+    /// What each node runs: its own op, or the fused op of itself and the node it absorbed.
     ops: Vec<Arc<dyn Op<F>>>,
+    /// Per node, how it runs.
+    fusion: Vec<Fusion>,
+}
+
+/// How a node of a [`Network`] runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fusion {
+    /// On its own.
+    Alone,
+    /// Inside the node with this index, which reads its inputs instead of its value.
+    Into(usize),
+    /// With the node of this index, its first input, inside its own op.
+    Absorbs(usize),
 }
 
 /// A network's parameters by name (`conv.weight`), in node order.
@@ -100,8 +120,16 @@ impl<F: Float> Forward<F> {
 }
 
 impl<F: Float> Network<F> {
-    /// Builds every node's op in precision `F`.
+    /// Builds every node's op in precision `F`, fusing nodes where the ops offer it.
     pub fn new(graph: Arc<Graph>) -> Result<Self> {
+        let mut network = Self::unfused(graph)?;
+        network.fuse();
+        Ok(network)
+    }
+
+    /// Builds every node's op in precision `F`; every node runs on its own, so a forward
+    /// pass keeps every node's value.
+    pub fn unfused(graph: Arc<Graph>) -> Result<Self> {
         let ops = graph
             .nodes
             .iter()
@@ -111,7 +139,48 @@ impl<F: Float> Network<F> {
                     .map_err(|e| e.at_node(&node.name))
             })
             .collect::<Result<_>>()?;
-        Ok(Network { graph, ops })
+        let fusion = vec![Fusion::Alone; graph.nodes.len()];
+        Ok(Network { graph, ops, fusion })
+    }
+
+    /// Fuses each node `b` whose first input is a node `a` with one input and no parameters,
+    /// read by `b` alone and not an output of the graph, when `b`'s op offers a fused op.
+    fn fuse(&mut self) {
+        let graph = Arc::clone(&self.graph);
+        let mut readers = vec![0usize; graph.nodes.len()];
+        let node_values = graph
+            .nodes
+            .iter()
+            .flat_map(|node| &node.inputs)
+            .chain(&graph.outputs);
+        for value in node_values {
+            if let ValueId::Node(a) = *value {
+                readers[a] += 1;
+            }
+        }
+        for (b, node) in graph.nodes.iter().enumerate() {
+            let Some(&ValueId::Node(a)) = node.inputs.first() else {
+                continue;
+            };
+            let producer = &graph.nodes[a];
+            if readers[a] != 1
+                || producer.inputs.len() != 1
+                || !producer.params.is_empty()
+                || self.fusion[a] != Fusion::Alone
+            {
+                continue;
+            }
+            if let Some(fused) = self.ops[b].fused_after(self.ops[a].as_ref()) {
+                self.ops[b] = fused;
+                self.fusion[a] = Fusion::Into(b);
+                self.fusion[b] = Fusion::Absorbs(a);
+            }
+        }
+    }
+
+    /// How each node runs, in node order.
+    pub fn fusion(&self) -> &[Fusion] {
+        &self.fusion
     }
 
     /// The graph this network runs.
@@ -215,11 +284,21 @@ impl<F: Float> Network<F> {
                 .iter()
                 .copied()
                 .filter(|&n| self.runnable(n, &input_vars))
+                .filter(|&n| !matches!(self.fusion[n], Fusion::Into(_)))
                 .collect();
             let arguments = |n: usize| -> Vec<Var<F>> {
                 let node = &graph.nodes[n];
-                node.inputs
-                    .iter()
+                // A node that absorbed its first input reads that node's input instead.
+                let data: Vec<ValueId> = match self.fusion[n] {
+                    Fusion::Absorbs(a) => graph.nodes[a]
+                        .inputs
+                        .iter()
+                        .chain(&node.inputs[1..])
+                        .copied()
+                        .collect(),
+                    _ => node.inputs.clone(),
+                };
+                data.iter()
                     .map(|&v| match v {
                         ValueId::Input(i) => input_vars[i].clone(),
                         // Safe: waves put every node after the nodes it reads.

@@ -98,7 +98,7 @@ mod tensors;
 
 pub use check::NetworkCheck;
 pub use error::{ErrorKind, GraphError};
-pub use exec::{Forward, LossGrads, Network, NodeTiming, Params};
+pub use exec::{Forward, Fusion, LossGrads, Network, NodeTiming, Params};
 pub use graph::{Graph, GraphInput, InputKind, Node, Param, ValueId};
 pub use load::{LABELS_INPUT, LOSS_NODE, camel_case, snake_case};
 pub use profile::{NodeProfile, Profile, ProfileConfig};

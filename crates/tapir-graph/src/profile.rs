@@ -17,7 +17,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 use tapir_core::{Error, Result, Tape};
 
-use crate::exec::{Network, NodeTiming, Params};
+use crate::exec::{Fusion, Network, NodeTiming, Params};
 use crate::graph::Graph;
 use crate::load::camel_case;
 use crate::summary::group_digits;
@@ -119,6 +119,9 @@ pub struct NodeProfile {
     /// Forward and backward as a fraction of the median step. Nodes that ran side by side
     /// overlap, so the shares can add up to more than 1.
     pub share: f64,
+    /// The node that ran this one inside its own op (see [`Network`]): this node's times
+    /// are 0, and counted in that node's.
+    pub fused_into: Option<String>,
 }
 
 /// The times of one step.
@@ -174,7 +177,7 @@ impl Graph {
         while steps.len() < config.steps.max(1) || timed.elapsed() < config.time {
             steps.push(self.timed_step(&network, &mut params, inputs.clone(), config)?);
         }
-        Ok(self.summarise(config, warmup_steps, &steps))
+        Ok(self.summarise(config, network.fusion(), warmup_steps, &steps))
     }
 
     /// One training step, timed node by node.
@@ -241,6 +244,7 @@ impl Graph {
     fn summarise(
         &self,
         config: &ProfileConfig,
+        fusion: &[Fusion],
         warmup_steps: usize,
         steps: &[StepTimes],
     ) -> Profile {
@@ -265,6 +269,10 @@ impl Graph {
                     forward_gflop_per_s: gflop_per_s(flops, forward_s),
                     backward_gflop_per_s: gflop_per_s(2 * flops, backward_s),
                     share: (forward_s + backward_s) / step_s,
+                    fused_into: match fusion[n] {
+                        Fusion::Into(b) => Some(self.nodes[b].name.clone()),
+                        _ => None,
+                    },
                 }
             })
             .collect();
@@ -351,6 +359,15 @@ impl Profile {
             "share".into(),
         ]];
         for node in &self.nodes {
+            if let Some(into) = &node.fused_into {
+                let mut row: [String; 8] = Default::default();
+                row[0] = node.name.clone();
+                row[1] = node.op.clone();
+                row[2] = group_digits(node.flops);
+                row[3] = format!("runs in {into}");
+                rows.push(row);
+                continue;
+            }
             rows.push([
                 node.name.clone(),
                 node.op.clone(),

@@ -7,7 +7,7 @@ use ndarray::ArrayD;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use tapir_core::{Tape, Var};
-use tapir_graph::{Graph, Network, NodeTiming, Params};
+use tapir_graph::{Fusion, Graph, Network, NodeTiming, Params};
 
 fn graph(name: &str) -> Arc<Graph> {
     let path = format!("{}/../../graphs/{name}", env!("CARGO_MANIFEST_DIR"));
@@ -270,4 +270,86 @@ fn forward_on_tape_values_refuses_too_few_inputs() {
         err.to_string(),
         "input: the network takes the inputs [\"image\", \"labels\"], got 0 arrays"
     );
+}
+
+/// A graph from RON text.
+fn graph_from(text: &str) -> Arc<Graph> {
+    Arc::new(
+        Graph::parse("test.ron", text, &tapir_ops::builtin_registry())
+            .unwrap_or_else(|e| panic!("{}", e.render())),
+    )
+}
+
+#[test]
+fn a_relu_read_only_by_a_max_pool_runs_inside_it_with_the_same_bits() {
+    let graph = graph("cnn-2.ron");
+    let fused = Network::<f32>::new(Arc::clone(&graph)).unwrap();
+    let unfused = Network::<f32>::unfused(Arc::clone(&graph)).unwrap();
+    let index = |name: &str| graph.nodes.iter().position(|n| n.name == name).unwrap();
+    let (relu1, pool1) = (index("relu1"), index("pool1"));
+    assert_eq!(fused.fusion()[relu1], Fusion::Into(pool1));
+    assert_eq!(fused.fusion()[pool1], Fusion::Absorbs(relu1));
+    // relu2 feeds a global max pool, which offers no fused op.
+    assert_eq!(fused.fusion()[index("relu2")], Fusion::Alone);
+    assert!(unfused.fusion().iter().all(|f| *f == Fusion::Alone));
+
+    let params = fused.init_params(5);
+    assert_eq!(
+        step_bits(&fused, &params, 6),
+        step_bits(&unfused, &params, 6)
+    );
+    // The fused node's own value is not made; every other node's is, the same bits.
+    let run = |network: &Network<f32>| {
+        let inputs = vec![images(3, &[1, 56, 56], 2), labels(3)];
+        network
+            .forward(&mut Tape::new(), &params, inputs, false, None)
+            .unwrap()
+    };
+    let (with, without) = (run(&fused), run(&unfused));
+    for n in 0..graph.nodes.len() {
+        let value = |f: &tapir_graph::Forward<f32>| {
+            f.nodes[n].as_ref().map(|v| v.value().mapv(f32::to_bits))
+        };
+        if n == relu1 {
+            assert!(with.nodes[n].is_none());
+            assert!(without.nodes[n].is_some());
+        } else {
+            assert_eq!(
+                value(&with),
+                value(&without),
+                "node {}",
+                graph.nodes[n].name
+            );
+        }
+    }
+}
+
+#[test]
+fn a_relu_read_twice_or_as_an_output_is_not_fused() {
+    let read_twice = graph_from(
+        r#"Network(
+            inputs: { "x": [1, 6, 6] },
+            nodes: {
+                "relu": (op: Relu, input: "x"),
+                "pool": (op: MaxPool2d(kernel: 2), input: "relu"),
+                "other": (op: MaxPool2d(kernel: 2), input: "relu"),
+                "sum": (op: Add, inputs: ["pool", "other"]),
+            },
+            outputs: ["sum"],
+        )"#,
+    );
+    let network = Network::<f32>::new(read_twice).unwrap();
+    assert!(network.fusion().iter().all(|f| *f == Fusion::Alone));
+    let an_output = graph_from(
+        r#"Network(
+            inputs: { "x": [1, 6, 6] },
+            nodes: {
+                "relu": (op: Relu, input: "x"),
+                "pool": (op: MaxPool2d(kernel: 2), input: "relu"),
+            },
+            outputs: ["pool", "relu"],
+        )"#,
+    );
+    let network = Network::<f32>::new(an_output).unwrap();
+    assert!(network.fusion().iter().all(|f| *f == Fusion::Alone));
 }

@@ -116,7 +116,8 @@ fn every_network_loads_and_runs_forward_and_backward() {
 
         // At a batch size other than the one shapes were inferred at, every node's value has
         // the inferred per-sample shape (the loss's is one number for the batch).
-        let network = Network::<f64>::new(Arc::clone(&graph)).unwrap();
+        // Unfused: every node's value is made, so every node's shape is checked.
+        let network = Network::<f64>::unfused(Arc::clone(&graph)).unwrap();
         let params = network.init_params(0);
         let mut rng = ChaCha8Rng::seed_from_u64(1);
         let inputs = random_inputs(&graph, &mut rng);

@@ -14,12 +14,25 @@
 //!   gradient goes to its argmax alone, and overlapping windows with the same argmax add up.
 //! - Shape: `[N, C, OH, OW]` with `OH = floor((H + 2 ph - kh) / sh) + 1`, likewise `OW`.
 //!   PyTorch's rule `ph <= kh / 2`, `pw <= kw / 2` holds, so no window is padding only.
+//!
+//! **After a ReLU** ([`ReluMaxPool2d`], what a network runs when a `relu` feeds the pool and
+//! nothing else reads it): `y = max_pool2d(relu(x))` in one pass over `x`, without the ReLU's
+//! tensor. `relu` never decreases, so `y[n, c, i, j] = max(0, max_{R(i, j)} x)`, NaN counted
+//! as 0 (as `relu` makes it). The pool's gradient goes to the first pixel of `relu(x)` equal
+//! to `y`, and `relu`'s backward passes it on only where `x > 0`: so
+//! `dL/dx[a, b] = sum over the windows whose FIRST pixel equal to y is (a, b), and y > 0, of
+//! dL/dy`. In a window whose maximum is 0, `relu(x)` is 0 everywhere, so its first pixel
+//! takes the pool's gradient, and `relu` passes it on only if that pixel is a NaN (`relu`'s
+//! backward reads `x <= 0`, which a NaN is not): nothing flows back otherwise.
+
+use std::sync::Arc;
 
 use ndarray::{ArrayD, ArrayViewD};
 use serde::Deserialize;
 use tapir_core::{Arity, BackwardCx, CaseInput, Float, Gen, GradcheckCase, Op, OpType, Result};
 
 use crate::pooling::{self, Window2d};
+use crate::relu::Relu;
 use crate::shape::{self, Pair};
 
 /// `max_pool2d`: the maximum of each `kernel` window, windows `stride` apart.
@@ -49,36 +62,29 @@ impl MaxPool2d {
     }
 }
 
-impl<F: Float> Op<F> for MaxPool2d {
-    fn name(&self) -> &'static str {
-        <Self as OpType>::NAME
-    }
-
-    fn arity(&self) -> Arity {
-        Arity::Exactly(1)
-    }
-
-    fn output_shape(&self, inputs: &[&[usize]]) -> Result<Vec<usize>> {
-        shape::expect_inputs(<Self as OpType>::NAME, inputs, 1)?;
-        Ok(self.window(inputs[0])?.output_shape())
-    }
-
-    fn forward(&self, inputs: &[ArrayViewD<F>]) -> Result<ArrayD<F>> {
-        let g = self.window(inputs[0].shape())?;
+impl MaxPool2d {
+    /// `max_pool2d(x)`, or `max_pool2d(relu(x))` with `after_relu`.
+    fn pool<F: Float>(&self, x: &ArrayViewD<F>, after_relu: bool) -> Result<ArrayD<F>> {
+        let g = self.window(x.shape())?;
         let ((h, w), (oh, ow)) = (g.input, g.output);
-        let x = inputs[0].as_standard_layout();
+        let x = x.as_standard_layout();
         let x = pooling::elements(&x);
         let work = g.work_per_plane();
         let windows = pooling::RowWindows::new(&g);
         pooling::from_planes(Self::NAME, &g.output_shape(), oh * ow, work, |p, y| {
             let x = pooling::plane(&x, p, h * w);
             for (i, y_row) in y.chunks_mut(ow).enumerate() {
-                pooling::row_max(&g, &windows, x, i, y_row);
+                pooling::row_max(&g, &windows, x, i, y_row, after_relu);
             }
         })
     }
 
-    fn backward(&self, cx: &BackwardCx<F>) -> Result<Vec<Option<ArrayD<F>>>> {
+    /// The gradient of [`MaxPool2d::pool`] for `x`; `cx.output` is its result.
+    fn pool_backward<F: Float>(
+        &self,
+        cx: &BackwardCx<F>,
+        after_relu: bool,
+    ) -> Result<Vec<Option<ArrayD<F>>>> {
         if !cx.needs_grad(0) {
             return Ok(vec![None]);
         }
@@ -104,13 +110,48 @@ impl<F: Float> Op<F> for MaxPool2d {
                 .zip(max_rows)
                 .enumerate()
             {
+                // After a ReLU, a maximum above 0 is a pixel of `x` itself, found as without
+                // the ReLU; a maximum of 0 sends nothing back (see the module doc).
                 pooling::row_argmax(&g, &windows, x, i, max, &mut index);
-                for (&dy, &m) in dy_row.iter().zip(&index) {
-                    dx[m] += dy;
+                for (j, ((&dy, &m), &k)) in dy_row.iter().zip(max).zip(&index).enumerate() {
+                    if !after_relu || m > F::zero() {
+                        dx[k] += dy;
+                    } else {
+                        // relu(x) is 0 all over the window: its first pixel is the first
+                        // maximum, and relu's backward passes the gradient there only if it
+                        // is a NaN (`NaN <= 0` is false).
+                        let first = g.rows(i).0 * w + g.cols(j).0;
+                        if x[first].is_nan() {
+                            dx[first] += dy;
+                        }
+                    }
                 }
             }
         })?;
         Ok(vec![Some(dx)])
+    }
+}
+
+impl<F: Float> Op<F> for MaxPool2d {
+    fn name(&self) -> &'static str {
+        <Self as OpType>::NAME
+    }
+
+    fn arity(&self) -> Arity {
+        Arity::Exactly(1)
+    }
+
+    fn output_shape(&self, inputs: &[&[usize]]) -> Result<Vec<usize>> {
+        shape::expect_inputs(<Self as OpType>::NAME, inputs, 1)?;
+        Ok(self.window(inputs[0])?.output_shape())
+    }
+
+    fn forward(&self, inputs: &[ArrayViewD<F>]) -> Result<ArrayD<F>> {
+        self.pool(&inputs[0], false)
+    }
+
+    fn backward(&self, cx: &BackwardCx<F>) -> Result<Vec<Option<ArrayD<F>>>> {
+        self.pool_backward(cx, false)
     }
 
     fn flops(&self, inputs: &[&[usize]]) -> u64 {
@@ -119,6 +160,43 @@ impl<F: Float> Op<F> for MaxPool2d {
             .first()
             .and_then(|input| self.window(input).ok())
             .map_or(0, |g| g.visits())
+    }
+
+    fn fused_after(&self, producer: &dyn Op<F>) -> Option<Arc<dyn Op<F>>> {
+        (producer.name() == <Relu as OpType>::NAME)
+            .then(|| Arc::new(ReluMaxPool2d(self.clone())) as Arc<dyn Op<F>>)
+    }
+}
+
+/// `max_pool2d(relu(x))` in one pass (see the module doc): what a network runs for a
+/// `MaxPool2d` whose input is a `Relu` that nothing else reads. Not registered: networks
+/// build it through [`Op::fused_after`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReluMaxPool2d(pub MaxPool2d);
+
+impl<F: Float> Op<F> for ReluMaxPool2d {
+    fn name(&self) -> &'static str {
+        "relu_max_pool2d"
+    }
+
+    fn arity(&self) -> Arity {
+        Arity::Exactly(1)
+    }
+
+    fn output_shape(&self, inputs: &[&[usize]]) -> Result<Vec<usize>> {
+        Op::<F>::output_shape(&self.0, inputs)
+    }
+
+    fn forward(&self, inputs: &[ArrayViewD<F>]) -> Result<ArrayD<F>> {
+        self.0.pool(&inputs[0], true)
+    }
+
+    fn backward(&self, cx: &BackwardCx<F>) -> Result<Vec<Option<ArrayD<F>>>> {
+        self.0.pool_backward(cx, true)
+    }
+
+    fn flops(&self, inputs: &[&[usize]]) -> u64 {
+        Op::<F>::flops(&self.0, inputs)
     }
 }
 
@@ -172,6 +250,49 @@ impl OpType for MaxPool2d {
                 "batch 2 channels 3",
                 pool(Pair::Both(2), Some(Pair::Both(1)), Pair::Both(0)),
                 &[2, 3, 5, 5],
+            ),
+            // After a ReLU (the fused op). Distinct values again, none within 0.004 of the
+            // ReLU's kink at 0 (0 would need 199 | len - 1); the second case is mostly
+            // negative, so that many windows have maximum 0 and send nothing back.
+            GradcheckCase::new(
+                "after relu kernel 3 stride 2",
+                ReluMaxPool2d(pool(Pair::Both(3), Some(Pair::Both(2)), Pair::Both(0))),
+                vec![CaseInput::new(
+                    "x",
+                    &[1, 2, 7, 7],
+                    Gen::Distinct {
+                        low: -0.99,
+                        high: 1.0,
+                    },
+                )],
+            ),
+            GradcheckCase::new(
+                "after relu kernel 2 mostly negative",
+                ReluMaxPool2d(pool(Pair::Both(2), None, Pair::Both(0))),
+                vec![CaseInput::new(
+                    "x",
+                    &[2, 2, 6, 5],
+                    Gen::Distinct {
+                        low: -1.49,
+                        high: 0.5,
+                    },
+                )],
+            ),
+            GradcheckCase::new(
+                "after relu kernel 2x3 stride 1x2 padding 1",
+                ReluMaxPool2d(pool(
+                    Pair::PerAxis(2, 3),
+                    Some(Pair::PerAxis(1, 2)),
+                    Pair::Both(1),
+                )),
+                vec![CaseInput::new(
+                    "x",
+                    &[1, 1, 6, 7],
+                    Gen::Distinct {
+                        low: -0.99,
+                        high: 1.0,
+                    },
+                )],
             ),
         ]
     }
@@ -382,5 +503,108 @@ mod tests {
                 .to_string(),
             "max_pool2d: hyperparameters at line 1, column 13: Unexpected field named `dilation` in `MaxPool2d`, expected one of `kernel`, `stride`, or `padding` instead"
         );
+    }
+
+    /// Relu then `op`, and `op`'s fused form, on `x`: each one's output and gradient for
+    /// `dy` (the same for both: the output gradient is drawn from the output's shape).
+    fn unfused_and_fused(
+        op: &MaxPool2d,
+        x: &ArrayD<f32>,
+        dy: &dyn Fn(&[usize]) -> ArrayD<f32>,
+    ) -> [(ArrayD<f32>, ArrayD<f32>); 2] {
+        let run = |fused: bool| {
+            let mut tape = Tape::<f32>::new();
+            let leaf = tape.leaf(x.clone(), true);
+            let y = if fused {
+                let relu: &dyn Op<f32> = &crate::Relu;
+                let fused = Op::<f32>::fused_after(op, relu).expect("max pooling fuses a relu");
+                tape.apply_shared(fused, &[&leaf]).unwrap()
+            } else {
+                let r = tape.apply(crate::Relu, &[&leaf]).unwrap();
+                tape.apply(op.clone(), &[&r]).unwrap()
+            };
+            let grads = tape.backward_from(&y, dy(y.shape())).unwrap();
+            (y.value().clone(), grads.get(&leaf).unwrap().clone())
+        };
+        [run(false), run(true)]
+    }
+
+    #[test]
+    fn after_a_relu_the_fused_op_gives_the_same_bits_as_the_two_ops() {
+        // Ties, zeros (the kink), -0.0, NaN and -inf among ordinary values, on tiling windows
+        // (the row kernels' fast path), overlapping ones and padded ones.
+        let values = [
+            0.5,
+            -1.0,
+            0.0,
+            2.0,
+            2.0,
+            -0.0,
+            f32::NAN,
+            -3.0,
+            f32::NEG_INFINITY,
+            1.5,
+            -0.25,
+            0.0,
+            2.0,
+        ];
+        let x = Array::from_shape_fn((2, 3, 9, 10), |(n, c, h, w)| {
+            values[(n * 7 + c * 5 + h * 3 + w * 11) % values.len()]
+        })
+        .into_dyn();
+        let dy = |shape: &[usize]| {
+            let len = shape.iter().product::<usize>();
+            let values = (0..len).map(|k| (k * 7 % 5) as f32 - 2.0).collect();
+            ArrayD::from_shape_vec(IxDyn(shape), values).unwrap()
+        };
+        for op in [
+            pool(2, 2, 0),
+            pool(3, 3, 0),
+            pool(3, 1, 1),
+            pool(2, 1, 1),
+            pool(3, 2, 1),
+        ] {
+            let [(y, dx), (fused_y, fused_dx)] = unfused_and_fused(&op, &x, &dy);
+            // Bit patterns, so that NaN == NaN and -0.0 != 0.0.
+            let bits = |a: &ArrayD<f32>| a.mapv(f32::to_bits);
+            assert_eq!(bits(&fused_y), bits(&y), "{op:?}");
+            assert_eq!(bits(&fused_dx), bits(&dx), "{op:?}");
+        }
+    }
+
+    #[test]
+    fn after_a_relu_by_hand() {
+        // Windows (kernel 2): {1, -5, 3, 4} -> 4 at (1, 1); {-2, -1, -8, -6} -> relu's 0,
+        // nothing flows back; {NaN, 0, 9, 3} -> 9 at (3, 0), the NaN counts as relu's 0;
+        // {NaN, 0, 0, 0} -> 0, and the gradient reaches the NaN, as through `relu`.
+        let x = image(&[
+            [1.0, -5.0, -2.0, -1.0],
+            [3.0, 4.0, -8.0, -6.0],
+            [f64::NAN, 0.0, f64::NAN, 0.0],
+            [9.0, 3.0, 0.0, 0.0],
+        ]);
+        let fused = ReluMaxPool2d(pool(2, 2, 0));
+        let mut tape = Tape::<f64>::new();
+        let leaf = tape.leaf(x, true);
+        let y = tape.apply(fused, &[&leaf]).unwrap();
+        assert_eq!(*y.value(), image(&[[4.0, 0.0], [9.0, 0.0]]));
+        let grads = tape
+            .backward_from(&y, image(&[[10.0, 20.0], [30.0, 40.0]]))
+            .unwrap();
+        let expected = image(&[
+            [0.0, 0.0, 0.0, 0.0],
+            [0.0, 10.0, 0.0, 0.0],
+            [0.0, 0.0, 40.0, 0.0],
+            [30.0, 0.0, 0.0, 0.0],
+        ]);
+        assert_eq!(grads.get(&leaf).unwrap(), &expected);
+    }
+
+    #[test]
+    fn only_a_relu_is_fused() {
+        let op = pool(2, 2, 0);
+        assert!(Op::<f32>::fused_after(&op, &crate::Relu).is_some());
+        assert!(Op::<f32>::fused_after(&op, &crate::Sigmoid).is_none());
+        assert!(Op::<f32>::fused_after(&op, &op).is_none());
     }
 }
