@@ -9,7 +9,7 @@
 //! - Output: `y[n, c, i, j] = max_{(a, b) in R(i, j)} x[n, c, a, b]`. A NaN in the window
 //!   makes the output NaN, as in PyTorch.
 //! - Gradient: let `m(i, j)` be the argmax of the window, the FIRST maximum in row-major window
-//!   order when several are equal (PyTorch's CPU kernel). Then
+//!   order when several are equal, and the LAST NaN if it holds any (PyTorch's CPU kernel). Then
 //!   `dL/dx[n, c, a, b] = sum_{(i, j) : m(i, j) = (a, b)} dL/dy[n, c, i, j]`: each output's
 //!   gradient goes to its argmax alone, and overlapping windows with the same argmax add up.
 //! - Shape: `[N, C, OH, OW]` with `OH = floor((H + 2 ph - kh) / sh) + 1`, likewise `OW`.
@@ -101,8 +101,17 @@ impl MaxPool2d {
         let work = g.work_per_plane();
         // One plane of dL/dx per task: every m(i, j) of a plane lies in that plane.
         let windows = pooling::RowWindows::new(&g);
+        let tiles_2x2 = g.kernel == (2, 2) && g.stride == (2, 2) && g.padding == (0, 0);
         let dx = pooling::from_planes(Self::NAME, cx.inputs[0].shape(), h * w, work, |p, dx| {
             let x = pooling::plane(&x, p, h * w);
+            if tiles_2x2 {
+                let (y, dy) = (
+                    pooling::plane(&y, p, oh * ow),
+                    pooling::plane(&dy, p, oh * ow),
+                );
+                tiles_2x2_backward(x, w, y, dy, ow, dx, after_relu);
+                return;
+            }
             let max_rows = pooling::plane(&y, p, oh * ow).chunks(ow);
             let mut index = vec![0; ow];
             for (i, (dy_row, max)) in pooling::plane(&dy, p, oh * ow)
@@ -129,6 +138,50 @@ impl MaxPool2d {
             }
         })?;
         Ok(vec![Some(dx)])
+    }
+}
+
+/// [`MaxPool2d::pool_backward`] for 2x2 windows 2 apart without padding (the usual pooling),
+/// on one plane `w` pixels wide, `dx` holding zeros: each window's argmax computed from its
+/// four comparisons with arithmetic instead of a search. Which pixel is the maximum is
+/// data, as unpredictable as a coin: any branch on it is mispredicted half the time, which
+/// the search's loop was (3-4x slower on `graphs/cnn-2.ron`'s `pool1`).
+///
+/// The same rule as the search: the first pixel equal to the maximum `m` (the last NaN if
+/// `m` is NaN) takes `0 + dL/dy`; after a ReLU, only if `m > 0`, or else the first pixel if
+/// it is a NaN. Pixels no window covers (an odd last row or column) keep their zeros.
+fn tiles_2x2_backward<F: Float>(
+    x: &[F],
+    w: usize,
+    y: &[F],
+    dy: &[F],
+    ow: usize,
+    dx: &mut [F],
+    after_relu: bool,
+) {
+    let rows = x.chunks_exact(2 * w).zip(dx.chunks_exact_mut(2 * w));
+    for ((x, dx), (y, dy)) in rows.zip(y.chunks_exact(ow).zip(dy.chunks_exact(ow))) {
+        let (top, bottom) = x.split_at(w);
+        let windows = top.chunks_exact(2).zip(bottom.chunks_exact(2));
+        for (j, ((top, bottom), (&m, &g))) in windows.zip(y.iter().zip(dy)).enumerate() {
+            // The window's pixels in row-major order: 0, 1 on top, 2, 3 below.
+            let (pixel, flows) = if m.is_nan() {
+                // The last NaN, as `pooling::argmax` (and PyTorch) pick it; rare, so this
+                // branch is predicted right.
+                let pixels = [top[0], top[1], bottom[0], bottom[1]];
+                (pixels.iter().rposition(|v| v.is_nan()).unwrap_or(0), true)
+            } else {
+                // The first of the four equal to m: 0 if the first is, else 1 if the second
+                // is, else 2 if the third is, else 3.
+                let [a, b, c] = [top[0] == m, top[1] == m, bottom[0] == m].map(usize::from);
+                let first = (1 - a) * (1 + (1 - b) * (1 + (1 - c)));
+                // After a ReLU, a window whose maximum is 0 sends its gradient to its first
+                // pixel, and on through the ReLU only if that pixel is a NaN.
+                let all_zero = after_relu & (m <= F::zero()); // m is no NaN here
+                (first * usize::from(!all_zero), !all_zero | top[0].is_nan())
+            };
+            dx[2 * j + (pixel & 1) + (pixel >> 1) * w] += [F::zero(), g][usize::from(flows)];
+        }
     }
 }
 
@@ -606,5 +659,65 @@ mod tests {
         assert!(Op::<f32>::fused_after(&op, &crate::Relu).is_some());
         assert!(Op::<f32>::fused_after(&op, &crate::Sigmoid).is_none());
         assert!(Op::<f32>::fused_after(&op, &op).is_none());
+    }
+
+    #[test]
+    fn two_by_two_tiles_agree_with_the_window_by_window_argmax() {
+        // The 2x2 fast path against the definition, window by window: every window of four
+        // pixels from {3, 1, 0, -1, NaN, -inf} (all ties, NaN and -inf patterns), -0.0
+        // gradients among others, and a last row and column that no window covers; with and
+        // without a ReLU before.
+        let values = [3.0, 1.0, 0.0, -1.0, f32::NAN, f32::NEG_INFINITY];
+        let windows = values.len().pow(4);
+        let (h, w) = (3, 2 * windows + 1);
+        let x = Array::from_shape_fn((1, 1, h, w), |(_, _, i, j)| {
+            let (window, pixel) = (j / 2, (i % 2) * 2 + j % 2);
+            if i == 2 || j == w - 1 {
+                1.0
+            } else {
+                values[window / values.len().pow(pixel as u32) % values.len()]
+            }
+        })
+        .into_dyn();
+        let op = pool(2, 2, 0);
+        let dy = Array::from_shape_fn((1, 1, 1, windows), |(_, _, _, j)| match j % 3 {
+            0 => -0.0,
+            k => k as f32,
+        })
+        .into_dyn();
+        for after_relu in [false, true] {
+            let y = op.pool(&x.view(), after_relu).unwrap();
+            let needs_grad = [true];
+            let cx = BackwardCx {
+                inputs: &[x.view()],
+                output: y.view(),
+                output_grad: dy.view(),
+                needs_grad: &needs_grad,
+            };
+            let dx = op
+                .pool_backward(&cx, after_relu)
+                .unwrap()
+                .remove(0)
+                .unwrap();
+            let mut expected = ArrayD::<f32>::zeros(x.shape());
+            let plane: Vec<f32> = x.iter().copied().collect();
+            let relu: Vec<f32> = plane
+                .iter()
+                .map(|&v| if v > 0.0 { v } else { 0.0 })
+                .collect();
+            let seen = if after_relu { &relu } else { &plane };
+            for j in 0..windows {
+                let (k, _) = pooling::argmax(seen, w, (0, 2), (2 * j, 2 * j + 2));
+                // relu's backward passes the gradient where `x <= 0` is false.
+                if !after_relu || plane[k] > 0.0 || plane[k].is_nan() {
+                    expected[[0, 0, k / w, k % w]] += dy[[0, 0, 0, j]];
+                }
+            }
+            assert_eq!(
+                dx.mapv(f32::to_bits),
+                expected.mapv(f32::to_bits),
+                "after relu: {after_relu}"
+            );
+        }
     }
 }

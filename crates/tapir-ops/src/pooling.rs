@@ -184,7 +184,8 @@ fn clip(start: usize, kernel: usize, pad: usize, len: usize) -> (usize, usize) {
 
 /// The argmax and maximum of the window `rows x cols` of a plane `width` pixels wide: the
 /// index in the plane of its FIRST largest element in row-major order, and that element.
-/// A NaN wins, so it propagates, as in PyTorch.
+/// A NaN wins, so it propagates, and each NaN wins over the ones before it: the LAST NaN is
+/// the argmax, as in PyTorch.
 pub(crate) fn argmax<F: Float>(
     plane: &[F],
     width: usize,
