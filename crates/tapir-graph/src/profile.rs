@@ -91,7 +91,8 @@ pub struct Profile {
     pub gflop_per_s: f64,
     /// The process's peak resident memory (VmHWM), where the system reports it (Linux).
     pub peak_memory_bytes: Option<u64>,
-    /// What the tape keeps through a step: the inputs and every node's output.
+    /// The inputs and every node's output as the network defines them: what a step keeps
+    /// without fusion (a fused node's output is counted, though it is never made).
     pub activation_bytes: u64,
     /// The parameters.
     pub parameter_bytes: u64,
@@ -419,14 +420,14 @@ impl Profile {
         let _ = match self.peak_memory_bytes {
             Some(peak) => writeln!(
                 out,
-                "peak memory (VmHWM) {} MiB, {:.1}x the {} MiB of activations and parameters a step keeps",
+                "peak memory (VmHWM) {} MiB, {:.1}x the {} MiB of the network's activations and parameters",
                 mib(peak),
                 peak as f64 / kept as f64,
                 mib(kept)
             ),
             None => writeln!(
                 out,
-                "peak memory n/a (read from Linux's /proc only); activations and parameters a step keeps: {} MiB",
+                "peak memory n/a (read from Linux's /proc only); the network's activations and parameters: {} MiB",
                 mib(kept)
             ),
         };

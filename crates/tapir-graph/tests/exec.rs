@@ -289,8 +289,11 @@ fn a_relu_read_only_by_a_max_pool_runs_inside_it_with_the_same_bits() {
     let (relu1, pool1) = (index("relu1"), index("pool1"));
     assert_eq!(fused.fusion()[relu1], Fusion::Into(pool1));
     assert_eq!(fused.fusion()[pool1], Fusion::Absorbs(relu1));
-    // relu2 feeds a global max pool, which offers no fused op.
-    assert_eq!(fused.fusion()[index("relu2")], Fusion::Alone);
+    let (relu2, pool2) = (index("relu2"), index("pool2"));
+    assert_eq!(fused.fusion()[relu2], Fusion::Into(pool2));
+    assert_eq!(fused.fusion()[pool2], Fusion::Absorbs(relu2));
+    // conv1 feeds relu1 but is a Conv2d, with parameters: not fused.
+    assert_eq!(fused.fusion()[index("conv1")], Fusion::Alone);
     assert!(unfused.fusion().iter().all(|f| *f == Fusion::Alone));
 
     let params = fused.init_params(5);
@@ -310,7 +313,7 @@ fn a_relu_read_only_by_a_max_pool_runs_inside_it_with_the_same_bits() {
         let value = |f: &tapir_graph::Forward<f32>| {
             f.nodes[n].as_ref().map(|v| v.value().mapv(f32::to_bits))
         };
-        if n == relu1 {
+        if n == relu1 || n == relu2 {
             assert!(with.nodes[n].is_none());
             assert!(without.nodes[n].is_some());
         } else {

@@ -34,8 +34,18 @@ fn every_node_is_timed_forward_and_backward() {
     assert_eq!((profile.warmup_steps, profile.steps), (1, 3));
     let names: Vec<&str> = profile.nodes.iter().map(|n| n.name.as_str()).collect();
     assert_eq!(names, ["conv", "relu", "pool", "logits", "loss"]);
+    // The relu runs inside the global max pool (fused): no times of its own.
+    let relu = &profile.nodes[1];
+    assert_eq!(relu.fused_into.as_deref(), Some("pool"));
+    assert_eq!(
+        (relu.forward_s, relu.backward_s, relu.share),
+        (0.0, 0.0, 0.0)
+    );
     for (node, profiled) in graph.nodes.iter().zip(&profile.nodes) {
         assert_eq!(profiled.flops, 2 * node.flops, "{}", node.name);
+        if profiled.fused_into.is_some() {
+            continue;
+        }
         // Every node lies on the loss's path, so every one runs backward too.
         assert!(profiled.forward_s > 0.0, "{}", node.name);
         assert!(profiled.backward_s > 0.0, "{}", node.name);

@@ -7,17 +7,82 @@
 //!   when several are equal. Then `dL/dx[n, c, a, b] = dL/dy[n, c]` at `(a, b) = m(n, c)`,
 //!   and `0` elsewhere.
 //! - Shape: `[N, C, H, W] -> [N, C]`, with `H W >= 1`.
+//!
+//! **After a ReLU** ([`ReluGlobalMaxPool`], what a network runs when a `relu` feeds the pool
+//! and nothing else reads it): `y = global_max_pool(relu(x))` in one pass over `x`:
+//! `y[n, c] = max(0, max_{a, b} x[n, c, a, b])`, NaN counted as 0 (as `relu` makes it). If
+//! `y > 0`, its first pixel in `x` takes `dL/dy`; if `y = 0`, `relu(x)` is 0 all over the
+//! plane, its first pixel is the pool's argmax, and `relu` passes the gradient on only if
+//! that pixel is a NaN (its backward reads `x <= 0`, which a NaN is not). The same bits as
+//! the two ops one after the other, as in `max_pool2d`.
+
+use std::sync::Arc;
 
 use ndarray::{ArrayD, ArrayViewD};
 use serde::Deserialize;
 use tapir_core::{Arity, BackwardCx, CaseInput, Float, Gen, GradcheckCase, Op, OpType, Result};
 
 use crate::pooling;
+use crate::relu::Relu;
 use crate::shape;
 
 /// `global_max_pool`: the maximum of each channel plane. No hyperparameters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize)]
 pub struct GlobalMaxPool;
+
+impl GlobalMaxPool {
+    /// `global_max_pool(x)`, or `global_max_pool(relu(x))` with `after_relu`.
+    fn pool<F: Float>(&self, x: &ArrayViewD<F>, after_relu: bool) -> Result<ArrayD<F>> {
+        let (n, c, hw) = pooling::global_shape(Self::NAME, x.shape())?;
+        let x = x.as_standard_layout();
+        let x = pooling::elements(&x);
+        pooling::from_planes(Self::NAME, &[n, c], 1, hw, |p, y| {
+            y.fill(plane_max(pooling::plane(&x, p, hw), after_relu));
+        })
+    }
+
+    /// The gradient of [`GlobalMaxPool::pool`] for `x`; `cx.output` is its result.
+    fn pool_backward<F: Float>(
+        &self,
+        cx: &BackwardCx<F>,
+        after_relu: bool,
+    ) -> Result<Vec<Option<ArrayD<F>>>> {
+        if !cx.needs_grad(0) {
+            return Ok(vec![None]);
+        }
+        let (n, c, hw) = pooling::global_shape(Self::NAME, cx.inputs[0].shape())?;
+        pooling::check_backward(Self::NAME, cx, &[n, c], true)?;
+        let x = cx.inputs[0].as_standard_layout();
+        let x = pooling::elements(&x);
+        let dy = cx.output_grad.as_standard_layout();
+        let dy = pooling::elements(&dy);
+        // The forward output holds each plane's maximum: its first occurrence is the argmax.
+        let y = cx.output.as_standard_layout();
+        let y = pooling::elements(&y);
+        let dx = pooling::from_planes(Self::NAME, cx.inputs[0].shape(), hw, hw, |p, dx| {
+            let (x, max) = (pooling::plane(&x, p, hw), pooling::plane(&y, p, 1)[0]);
+            let dy = pooling::plane(&dy, p, 1)[0];
+            if after_relu && max <= F::zero() {
+                // relu(x) is 0 all over the plane (see the module doc).
+                if x[0].is_nan() {
+                    dx[0] = dy;
+                }
+                return;
+            }
+            let m = if max.is_nan() {
+                first_max(x).0
+            } else {
+                // Not found only if `output` is not this input's maximum: then, as for NaN,
+                // the rule's own answer.
+                x.iter()
+                    .position(|&v| v == max)
+                    .unwrap_or_else(|| first_max(x).0)
+            };
+            dx[m] = dy;
+        })?;
+        Ok(vec![Some(dx)])
+    }
+}
 
 impl<F: Float> Op<F> for GlobalMaxPool {
     fn name(&self) -> &'static str {
@@ -35,46 +100,53 @@ impl<F: Float> Op<F> for GlobalMaxPool {
     }
 
     fn forward(&self, inputs: &[ArrayViewD<F>]) -> Result<ArrayD<F>> {
-        let (n, c, hw) = pooling::global_shape(Self::NAME, inputs[0].shape())?;
-        let x = inputs[0].as_standard_layout();
-        let x = pooling::elements(&x);
-        pooling::from_planes(Self::NAME, &[n, c], 1, hw, |p, y| {
-            y.fill(plane_max(pooling::plane(&x, p, hw)));
-        })
+        self.pool(&inputs[0], false)
     }
 
     fn backward(&self, cx: &BackwardCx<F>) -> Result<Vec<Option<ArrayD<F>>>> {
-        if !cx.needs_grad(0) {
-            return Ok(vec![None]);
-        }
-        let (n, c, hw) = pooling::global_shape(Self::NAME, cx.inputs[0].shape())?;
-        pooling::check_backward(Self::NAME, cx, &[n, c], true)?;
-        let x = cx.inputs[0].as_standard_layout();
-        let x = pooling::elements(&x);
-        let dy = cx.output_grad.as_standard_layout();
-        let dy = pooling::elements(&dy);
-        // The forward output holds each plane's maximum: its first occurrence is the argmax.
-        let y = cx.output.as_standard_layout();
-        let y = pooling::elements(&y);
-        let dx = pooling::from_planes(Self::NAME, cx.inputs[0].shape(), hw, hw, |p, dx| {
-            let (x, max) = (pooling::plane(&x, p, hw), pooling::plane(&y, p, 1)[0]);
-            let m = if max.is_nan() {
-                first_max(x).0
-            } else {
-                // Not found only if `output` is not this input's maximum: then, as for NaN,
-                // the rule's own answer.
-                x.iter()
-                    .position(|&v| v == max)
-                    .unwrap_or_else(|| first_max(x).0)
-            };
-            dx[m] = pooling::plane(&dy, p, 1)[0];
-        })?;
-        Ok(vec![Some(dx)])
+        self.pool_backward(cx, false)
     }
 
     fn flops(&self, inputs: &[&[usize]]) -> u64 {
         // One comparison per input element.
         shape::elementwise_flops(inputs, 1)
+    }
+
+    fn fused_after(&self, producer: &dyn Op<F>) -> Option<Arc<dyn Op<F>>> {
+        (producer.name() == <Relu as OpType>::NAME)
+            .then(|| Arc::new(ReluGlobalMaxPool) as Arc<dyn Op<F>>)
+    }
+}
+
+/// `global_max_pool(relu(x))` in one pass (see the module doc): what a network runs for a
+/// `GlobalMaxPool` whose input is a `Relu` that nothing else reads. Not registered: networks
+/// build it through [`Op::fused_after`].
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ReluGlobalMaxPool;
+
+impl<F: Float> Op<F> for ReluGlobalMaxPool {
+    fn name(&self) -> &'static str {
+        "relu_global_max_pool"
+    }
+
+    fn arity(&self) -> Arity {
+        Arity::Exactly(1)
+    }
+
+    fn output_shape(&self, inputs: &[&[usize]]) -> Result<Vec<usize>> {
+        Op::<F>::output_shape(&GlobalMaxPool, inputs)
+    }
+
+    fn forward(&self, inputs: &[ArrayViewD<F>]) -> Result<ArrayD<F>> {
+        GlobalMaxPool.pool(&inputs[0], true)
+    }
+
+    fn backward(&self, cx: &BackwardCx<F>) -> Result<Vec<Option<ArrayD<F>>>> {
+        GlobalMaxPool.pool_backward(cx, true)
+    }
+
+    fn flops(&self, inputs: &[&[usize]]) -> u64 {
+        Op::<F>::flops(&GlobalMaxPool, inputs)
     }
 }
 
@@ -84,16 +156,23 @@ fn first_max<F: Float>(plane: &[F]) -> (usize, F) {
     pooling::argmax(plane, plane.len(), (0, 1), (0, plane.len()))
 }
 
-/// The largest element of a plane, NaN if it holds one: [`first_max`]'s value.
+/// The largest element of a plane, NaN if it holds one: [`first_max`]'s value; with
+/// `after_relu`, that of `relu(plane)`.
 ///
 /// `if v > m { v } else { m }` is a branch-free `max` that vectorises (`first_max` does not);
-/// it skips NaN, so a plane holding one is redone with `first_max`.
-fn plane_max<F: Float>(plane: &[F]) -> F {
+/// it skips NaN, so a plane holding one is redone with `first_max`. After a ReLU, starting
+/// from 0 instead of `-inf` gives `max(0, max x)` with NaN skipped, as `relu` makes it 0.
+fn plane_max<F: Float>(plane: &[F], after_relu: bool) -> F {
     // Eight independent running maxima, one per lane: a single running maximum is a chain
     // of dependent comparisons that neither vectorises nor pipelines.
     const LANES: usize = 8;
     let keep_larger = |m: F, v: F| if v > m { v } else { m };
-    let mut lanes = [F::neg_infinity(); LANES];
+    let start = if after_relu {
+        F::zero()
+    } else {
+        F::neg_infinity()
+    };
+    let mut lanes = [start; LANES];
     let mut nan = false;
     let chunks = plane.chunks_exact(LANES);
     let tail = chunks.remainder();
@@ -103,11 +182,15 @@ fn plane_max<F: Float>(plane: &[F]) -> F {
             nan |= v.is_nan();
         }
     }
-    let max = tail.iter().chain(&lanes).fold(F::neg_infinity(), |m, &v| {
+    let max = tail.iter().chain(&lanes).fold(start, |m, &v| {
         nan |= v.is_nan();
         keep_larger(m, v)
     });
-    if nan { first_max(plane).1 } else { max }
+    if nan && !after_relu {
+        first_max(plane).1
+    } else {
+        max
+    }
 }
 
 impl OpType for GlobalMaxPool {
@@ -137,6 +220,32 @@ impl OpType for GlobalMaxPool {
                 GlobalMaxPool,
                 vec![CaseInput::new("x", &[2, 3, 1, 1], distinct)],
             ),
+            // After a ReLU (the fused op): none of the values within 0.01 of the kink at 0,
+            // and planes of 2 pixels mostly negative, so that several send nothing back.
+            GradcheckCase::new(
+                "after relu",
+                ReluGlobalMaxPool,
+                vec![CaseInput::new(
+                    "x",
+                    &[2, 3, 3, 4],
+                    Gen::Distinct {
+                        low: -0.99,
+                        high: 1.0,
+                    },
+                )],
+            ),
+            GradcheckCase::new(
+                "after relu mostly negative",
+                ReluGlobalMaxPool,
+                vec![CaseInput::new(
+                    "x",
+                    &[3, 4, 1, 2],
+                    Gen::Distinct {
+                        low: -1.49,
+                        high: 0.5,
+                    },
+                )],
+            ),
         ]
     }
 }
@@ -144,7 +253,7 @@ impl OpType for GlobalMaxPool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ndarray::{Array, IxDyn, arr2};
+    use ndarray::{Array, ArrayD, IxDyn, arr2};
     use tapir_core::Tape;
 
     #[test]
@@ -226,6 +335,77 @@ mod tests {
         assert_eq!(
             entry.build_f64("(kernel: 2)").unwrap_err().to_string(),
             "global_max_pool: hyperparameters at line 1, column 1: Expected unit"
+        );
+    }
+
+    #[test]
+    fn after_a_relu_the_fused_op_gives_the_same_bits_as_the_two_ops() {
+        // Planes of four pixels, every combination of {2, 1, 0, -0.0, -1, NaN, -inf}: ties,
+        // zeros (the kink), NaN before and after the maximum, planes with no positive pixel.
+        let values = [2.0, 1.0, 0.0, -0.0, -1.0, f32::NAN, f32::NEG_INFINITY];
+        let planes = values.len().pow(4);
+        let x = Array::from_shape_fn((planes, 1, 2, 2), |(n, _, i, j)| {
+            values[n / values.len().pow((i * 2 + j) as u32) % values.len()]
+        })
+        .into_dyn();
+        let dy = Array::from_shape_fn((planes, 1), |(n, _)| match n % 3 {
+            0 => -0.0,
+            k => k as f32,
+        })
+        .into_dyn();
+        let run = |fused: bool| {
+            let mut tape = Tape::<f32>::new();
+            let leaf = tape.leaf(x.clone(), true);
+            let y = if fused {
+                let op = Op::<f32>::fused_after(&GlobalMaxPool, &crate::Relu).unwrap();
+                tape.apply_shared(op, &[&leaf]).unwrap()
+            } else {
+                let r = tape.apply(crate::Relu, &[&leaf]).unwrap();
+                tape.apply(GlobalMaxPool, &[&r]).unwrap()
+            };
+            let grads = tape.backward_from(&y, dy.clone()).unwrap();
+            let bits = |a: &ArrayD<f32>| a.mapv(f32::to_bits);
+            (bits(y.value()), bits(grads.get(&leaf).unwrap()))
+        };
+        assert_eq!(run(true), run(false));
+    }
+
+    #[test]
+    fn after_a_relu_by_hand() {
+        // Planes: [-1, 3, 3, 2] -> 3, first at index 1; [-1, -2, 0, -3] -> relu's 0, nothing
+        // flows back; [NaN, -1, -2, -3] -> 0, and the gradient reaches the leading NaN, as
+        // through `relu`.
+        let x = Array::from_shape_vec(
+            IxDyn(&[1, 3, 2, 2]),
+            vec![
+                -1.0,
+                3.0,
+                3.0,
+                2.0,
+                -1.0,
+                -2.0,
+                0.0,
+                -3.0,
+                f64::NAN,
+                -1.0,
+                -2.0,
+                -3.0,
+            ],
+        )
+        .unwrap();
+        let mut tape = Tape::<f64>::new();
+        let leaf = tape.leaf(x, true);
+        let y = tape.apply(ReluGlobalMaxPool, &[&leaf]).unwrap();
+        assert_eq!(*y.value(), arr2(&[[3.0, 0.0, 0.0]]).into_dyn());
+        let grads = tape
+            .backward_from(&y, arr2(&[[10.0, 20.0, 30.0]]).into_dyn())
+            .unwrap();
+        let mut expected = vec![0.0; 12];
+        expected[1] = 10.0;
+        expected[8] = 30.0;
+        assert_eq!(
+            grads.get(&leaf).unwrap(),
+            &Array::from_shape_vec(IxDyn(&[1, 3, 2, 2]), expected).unwrap()
         );
     }
 }
