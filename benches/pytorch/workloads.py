@@ -37,7 +37,12 @@ def fan_in_uniform(shape, fan_in):
     return ((torch.rand(shape) * 2 - 1) * bound).requires_grad_()
 
 
+ONLY = ""
+
+
 def report(name, call, flop=None, images=None):
+    if not name.startswith(ONLY):
+        return
     median, fastest = timed(call)
     rate = ""
     if flop:
@@ -56,7 +61,11 @@ def backward_of_sum(output, tensors):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=1)
-    torch.set_num_threads(parser.parse_args().threads)
+    parser.add_argument("--only", default="", help="run the workloads whose name starts so (W5)")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    global ONLY
+    ONLY = args.only
     torch.manual_seed(0)
     print(f"PyTorch {torch.__version__}, {torch.get_num_threads()} thread(s)")
 
