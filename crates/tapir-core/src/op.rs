@@ -101,7 +101,8 @@ pub trait Op<F: Float>: Send + Sync + Debug {
     ///
     /// A network asks each op whose first data input is the output of an op with one input
     /// and no parameters, read by nothing else, and not itself an output of the network. The
-    /// fused op then takes `producer`'s input followed by this op's other inputs; its
+    /// fused op then takes `producer`'s input followed by this op's other inputs and its
+    /// parameters (the arity and parameters stay this op's, as the graph declared them); its
     /// results and gradients must be those of the two ops run one after the other, bit for
     /// bit, and its own gradient-check cases prove its backward. `producer` is recognised by
     /// [`Op::name`], which is unique within a registry. Max pooling after `relu` is one:

@@ -105,7 +105,8 @@ pub struct Forward<F: Float> {
     pub params: Vec<Var<F>>,
     /// The inputs as tape variables, in [`Graph::inputs`] order.
     pub inputs: Vec<Var<F>>,
-    /// Each node's output, in node order; `None` for a loss whose labels were not given.
+    /// Each node's output, in node order; `None` for a loss whose labels were not given, and
+    /// for a node that ran fused inside another ([`Network::unfused`] keeps every one).
     pub nodes: Vec<Option<Var<F>>>,
 }
 

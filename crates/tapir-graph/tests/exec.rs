@@ -292,7 +292,7 @@ fn a_relu_read_only_by_a_max_pool_runs_inside_it_with_the_same_bits() {
     let (relu2, pool2) = (index("relu2"), index("pool2"));
     assert_eq!(fused.fusion()[relu2], Fusion::Into(pool2));
     assert_eq!(fused.fusion()[pool2], Fusion::Absorbs(relu2));
-    // conv1 feeds relu1 but is a Conv2d, with parameters: not fused.
+    // conv1 owns parameters, and relu offers no fused op: conv1 runs on its own.
     assert_eq!(fused.fusion()[index("conv1")], Fusion::Alone);
     assert!(unfused.fusion().iter().all(|f| *f == Fusion::Alone));
 
