@@ -9,12 +9,11 @@
 //! - Shape: `[N, C, H, W] -> [N, C]`, with `H W >= 1`.
 //!
 //! **After a ReLU** ([`ReluGlobalMaxPool`], what a network runs when a `relu` feeds the pool
-//! and nothing else reads it): `y = global_max_pool(relu(x))` in one pass over `x`:
-//! `y[n, c] = max(0, max_{a, b} x[n, c, a, b])`, NaN counted as 0 (as `relu` makes it). If
-//! `y > 0`, its first pixel in `x` takes `dL/dy`; if `y = 0`, `relu(x)` is 0 all over the
-//! plane, its first pixel is the pool's argmax, and `relu` passes the gradient on only if
-//! that pixel is a NaN (its backward reads `x <= 0`, which a NaN is not). The same bits as
-//! the two ops one after the other, as in `max_pool2d`.
+//! and nothing else reads it): `y = global_max_pool(relu(x)) = relu(global_max_pool(x))` in
+//! one pass over `x` (`relu` never decreases and keeps NaN). If `y > 0` or NaN, the gradient
+//! goes where it goes without the ReLU, and `relu` passes it on there; if `y = 0`, `relu(x)`
+//! is 0 all over the plane, its first pixel takes the pool's gradient and `relu` stops it
+//! (`x <= 0` there): nothing flows back. The same bits as the two ops one after the other.
 
 use std::sync::Arc;
 
@@ -37,7 +36,13 @@ impl GlobalMaxPool {
         let x = x.as_standard_layout();
         let x = pooling::elements(&x);
         pooling::from_planes(Self::NAME, &[n, c], 1, hw, |p, y| {
-            y.fill(plane_max(pooling::plane(&x, p, hw), after_relu));
+            let max = plane_max(pooling::plane(&x, p, hw));
+            // relu, as `Relu` computes it: `x <= 0` is false for NaN, which stays.
+            y.fill(if after_relu && max <= F::zero() {
+                F::zero()
+            } else {
+                max
+            });
         })
     }
 
@@ -62,12 +67,8 @@ impl GlobalMaxPool {
         let dx = pooling::from_planes(Self::NAME, cx.inputs[0].shape(), hw, hw, |p, dx| {
             let (x, max) = (pooling::plane(&x, p, hw), pooling::plane(&y, p, 1)[0]);
             let dy = pooling::plane(&dy, p, 1)[0];
-            if after_relu && max <= F::zero() {
-                // relu(x) is 0 all over the plane (see the module doc).
-                if x[0].is_nan() {
-                    dx[0] = dy;
-                }
-                return;
+            if after_relu && max == F::zero() {
+                return; // relu(x) is 0 all over the plane: nothing flows back.
             }
             let m = if max.is_nan() {
                 first_max(x).0
@@ -156,23 +157,16 @@ fn first_max<F: Float>(plane: &[F]) -> (usize, F) {
     pooling::argmax(plane, plane.len(), (0, 1), (0, plane.len()))
 }
 
-/// The largest element of a plane, NaN if it holds one: [`first_max`]'s value; with
-/// `after_relu`, that of `relu(plane)`.
+/// The largest element of a plane, NaN if it holds one: [`first_max`]'s value.
 ///
 /// `if v > m { v } else { m }` is a branch-free `max` that vectorises (`first_max` does not);
-/// it skips NaN, so a plane holding one is redone with `first_max`. After a ReLU, starting
-/// from 0 instead of `-inf` gives `max(0, max x)` with NaN skipped, as `relu` makes it 0.
-fn plane_max<F: Float>(plane: &[F], after_relu: bool) -> F {
+/// it skips NaN, so a plane holding one is redone with `first_max`.
+fn plane_max<F: Float>(plane: &[F]) -> F {
     // Eight independent running maxima, one per lane: a single running maximum is a chain
     // of dependent comparisons that neither vectorises nor pipelines.
     const LANES: usize = 8;
     let keep_larger = |m: F, v: F| if v > m { v } else { m };
-    let start = if after_relu {
-        F::zero()
-    } else {
-        F::neg_infinity()
-    };
-    let mut lanes = [start; LANES];
+    let mut lanes = [F::neg_infinity(); LANES];
     let mut nan = false;
     let chunks = plane.chunks_exact(LANES);
     let tail = chunks.remainder();
@@ -182,15 +176,11 @@ fn plane_max<F: Float>(plane: &[F], after_relu: bool) -> F {
             nan |= v.is_nan();
         }
     }
-    let max = tail.iter().chain(&lanes).fold(start, |m, &v| {
+    let max = tail.iter().chain(&lanes).fold(F::neg_infinity(), |m, &v| {
         nan |= v.is_nan();
         keep_larger(m, v)
     });
-    if nan && !after_relu {
-        first_max(plane).1
-    } else {
-        max
-    }
+    if nan { first_max(plane).1 } else { max }
 }
 
 impl OpType for GlobalMaxPool {
@@ -373,8 +363,7 @@ mod tests {
     #[test]
     fn after_a_relu_by_hand() {
         // Planes: [-1, 3, 3, 2] -> 3, first at index 1; [-1, -2, 0, -3] -> relu's 0, nothing
-        // flows back; [NaN, -1, -2, -3] -> 0, and the gradient reaches the leading NaN, as
-        // through `relu`.
+        // flows back; [NaN, -1, -2, -3] -> NaN, which relu keeps, and the gradient reaches it.
         let x = Array::from_shape_vec(
             IxDyn(&[1, 3, 2, 2]),
             vec![
@@ -396,7 +385,8 @@ mod tests {
         let mut tape = Tape::<f64>::new();
         let leaf = tape.leaf(x, true);
         let y = tape.apply(ReluGlobalMaxPool, &[&leaf]).unwrap();
-        assert_eq!(*y.value(), arr2(&[[3.0, 0.0, 0.0]]).into_dyn());
+        assert_eq!([y.value()[[0, 0]], y.value()[[0, 1]]], [3.0, 0.0]);
+        assert!(y.value()[[0, 2]].is_nan());
         let grads = tape
             .backward_from(&y, arr2(&[[10.0, 20.0, 30.0]]).into_dyn())
             .unwrap();

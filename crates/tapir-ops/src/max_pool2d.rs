@@ -17,13 +17,12 @@
 //!
 //! **After a ReLU** ([`ReluMaxPool2d`], what a network runs when a `relu` feeds the pool and
 //! nothing else reads it): `y = max_pool2d(relu(x))` in one pass over `x`, without the ReLU's
-//! tensor. `relu` never decreases, so `y[n, c, i, j] = max(0, max_{R(i, j)} x)`, NaN counted
-//! as 0 (as `relu` makes it). The pool's gradient goes to the first pixel of `relu(x)` equal
-//! to `y`, and `relu`'s backward passes it on only where `x > 0`: so
-//! `dL/dx[a, b] = sum over the windows whose FIRST pixel equal to y is (a, b), and y > 0, of
-//! dL/dy`. In a window whose maximum is 0, `relu(x)` is 0 everywhere, so its first pixel
-//! takes the pool's gradient, and `relu` passes it on only if that pixel is a NaN (`relu`'s
-//! backward reads `x <= 0`, which a NaN is not): nothing flows back otherwise.
+//! tensor. `relu` never decreases and keeps NaN, so `y = relu(max_pool2d(x))`: the window's
+//! maximum, NaN if it holds one, and 0 if it is not above 0. The pool's gradient goes to the
+//! argmax of `relu(x)`, which is the argmax of `x` when `y > 0` or `y` is NaN, and `relu`
+//! passes it on there (`x > 0` or NaN). When `y = 0`, `relu(x)` is 0 all over the window (a
+//! NaN would have made `y` NaN), its first pixel takes the pool's gradient and `relu` stops
+//! it (`x <= 0` there): nothing flows back. The same bits as the two ops one after the other.
 
 use std::sync::Arc;
 
@@ -74,7 +73,13 @@ impl MaxPool2d {
         pooling::from_planes(Self::NAME, &g.output_shape(), oh * ow, work, |p, y| {
             let x = pooling::plane(&x, p, h * w);
             for (i, y_row) in y.chunks_mut(ow).enumerate() {
-                pooling::row_max(&g, &windows, x, i, y_row, after_relu);
+                pooling::row_max(&g, &windows, x, i, y_row);
+                if after_relu {
+                    // relu, as `Relu` computes it: `x <= 0` is false for NaN, which stays.
+                    for m in y_row.iter_mut() {
+                        *m = if *m <= F::zero() { F::zero() } else { *m };
+                    }
+                }
             }
         })
     }
@@ -119,20 +124,12 @@ impl MaxPool2d {
                 .zip(max_rows)
                 .enumerate()
             {
-                // After a ReLU, a maximum above 0 is a pixel of `x` itself, found as without
-                // the ReLU; a maximum of 0 sends nothing back (see the module doc).
+                // After a ReLU, a maximum above 0 (or NaN) is a pixel of `x` itself, found as
+                // without the ReLU; a maximum of 0 sends nothing back (see the module doc).
                 pooling::row_argmax(&g, &windows, x, i, max, &mut index);
-                for (j, ((&dy, &m), &k)) in dy_row.iter().zip(max).zip(&index).enumerate() {
-                    if !after_relu || m > F::zero() {
+                for ((&dy, &m), &k) in dy_row.iter().zip(max).zip(&index) {
+                    if !(after_relu && m == F::zero()) {
                         dx[k] += dy;
-                    } else {
-                        // relu(x) is 0 all over the window: its first pixel is the first
-                        // maximum, and relu's backward passes the gradient there only if it
-                        // is a NaN (`NaN <= 0` is false).
-                        let first = g.rows(i).0 * w + g.cols(j).0;
-                        if x[first].is_nan() {
-                            dx[first] += dy;
-                        }
                     }
                 }
             }
@@ -148,8 +145,8 @@ impl MaxPool2d {
 /// the search's loop was (2.8x slower on `graphs/cnn-2.ron`'s `pool1` input, `[64, 16, 52, 52]`).
 ///
 /// The same rule as the search: the first pixel equal to the maximum `m` (the last NaN if
-/// `m` is NaN) takes `0 + dL/dy`; after a ReLU, only if `m > 0`, or else the first pixel if
-/// it is a NaN. Pixels no window covers (an odd last row or column) keep their zeros.
+/// `m` is NaN) takes `0 + dL/dy`; after a ReLU, not if `m` is 0. Pixels no window covers (an
+/// odd last row or column) keep their zeros.
 fn tiles_2x2_backward<F: Float>(
     x: &[F],
     w: usize,
@@ -175,10 +172,8 @@ fn tiles_2x2_backward<F: Float>(
                 // is, else 2 if the third is, else 3.
                 let [a, b, c] = [top[0] == m, top[1] == m, bottom[0] == m].map(usize::from);
                 let first = (1 - a) * (1 + (1 - b) * (1 + (1 - c)));
-                // After a ReLU, a window whose maximum is 0 sends its gradient to its first
-                // pixel, and on through the ReLU only if that pixel is a NaN.
-                let all_zero = after_relu & (m <= F::zero()); // m is no NaN here
-                (first * usize::from(!all_zero), !all_zero | top[0].is_nan())
+                // After a ReLU, a window whose maximum is 0 sends nothing back.
+                (first, !(after_relu & (m == F::zero())))
             };
             dx[2 * j + (pixel & 1) + (pixel >> 1) * w] += [F::zero(), g][usize::from(flows)];
         }
@@ -628,27 +623,34 @@ mod tests {
     #[test]
     fn after_a_relu_by_hand() {
         // Windows (kernel 2): {1, -5, 3, 4} -> 4 at (1, 1); {-2, -1, -8, -6} -> relu's 0,
-        // nothing flows back; {NaN, 0, 9, 3} -> 9 at (3, 0), the NaN counts as relu's 0;
-        // {NaN, 0, 0, 0} -> 0, and the gradient reaches the NaN, as through `relu`.
+        // nothing flows back; {NaN, 0, 9, 3} -> NaN, which relu keeps, and the gradient
+        // reaches it; {0, 0, 0, 0} -> 0, nothing flows back.
         let x = image(&[
             [1.0, -5.0, -2.0, -1.0],
             [3.0, 4.0, -8.0, -6.0],
-            [f64::NAN, 0.0, f64::NAN, 0.0],
+            [f64::NAN, 0.0, 0.0, 0.0],
             [9.0, 3.0, 0.0, 0.0],
         ]);
         let fused = ReluMaxPool2d(pool(2, 2, 0));
         let mut tape = Tape::<f64>::new();
         let leaf = tape.leaf(x, true);
         let y = tape.apply(fused, &[&leaf]).unwrap();
-        assert_eq!(*y.value(), image(&[[4.0, 0.0], [9.0, 0.0]]));
+        let value = y.value();
+        let not_nan = [
+            value[[0, 0, 0, 0]],
+            value[[0, 0, 0, 1]],
+            value[[0, 0, 1, 1]],
+        ];
+        assert_eq!(not_nan, [4.0, 0.0, 0.0]);
+        assert!(value[[0, 0, 1, 0]].is_nan());
         let grads = tape
             .backward_from(&y, image(&[[10.0, 20.0], [30.0, 40.0]]))
             .unwrap();
         let expected = image(&[
             [0.0, 0.0, 0.0, 0.0],
             [0.0, 10.0, 0.0, 0.0],
-            [0.0, 0.0, 40.0, 0.0],
             [30.0, 0.0, 0.0, 0.0],
+            [0.0, 0.0, 0.0, 0.0],
         ]);
         assert_eq!(grads.get(&leaf).unwrap(), &expected);
     }
@@ -703,7 +705,7 @@ mod tests {
             let plane: Vec<f32> = x.iter().copied().collect();
             let relu: Vec<f32> = plane
                 .iter()
-                .map(|&v| if v > 0.0 { v } else { 0.0 })
+                .map(|&v| if v <= 0.0 { 0.0 } else { v })
                 .collect();
             let seen = if after_relu { &relu } else { &plane };
             for j in 0..windows {

@@ -230,31 +230,20 @@ impl RowWindows {
 ///
 /// `if v > m { v } else { m }` is one branch-free `max` instruction that vectorises; it
 /// skips NaN, so a row holding a NaN is redone window by window with [`argmax`]'s rule.
-///
-/// With `after_relu`, the maxima are those of `relu(plane)` instead: starting each window
-/// from 0 rather than `-inf` gives `max(0, max x) = max relu(x)`, and a NaN, which `relu`
-/// makes 0, is skipped as it should be.
 pub(crate) fn row_max<F: Float>(
     g: &Window2d,
     windows: &RowWindows,
     plane: &[F],
     i: usize,
     max: &mut [F],
-    after_relu: bool,
 ) {
     let width = g.input.1;
     let (r0, r1) = g.rows(i);
-    max.fill(if after_relu {
-        F::zero()
-    } else {
-        F::neg_infinity()
-    });
+    max.fill(F::neg_infinity());
     let mut nan = false;
     for r in r0..r1 {
         let row = plane_row(plane, width, r);
-        if !after_relu {
-            nan |= row.iter().fold(false, |nan, v| nan | v.is_nan());
-        }
+        nan |= row.iter().fold(false, |nan, v| nan | v.is_nan());
         match (windows.tiles, g.kernel.1) {
             (true, 2) => tile_max::<F, 2>(row, max),
             (true, 3) => tile_max::<F, 3>(row, max),
@@ -496,7 +485,7 @@ mod tests {
             let ow = g.output.1;
             let (mut max, mut index) = (vec![0.0; ow], vec![0; ow]);
             for i in 0..g.output.0 {
-                super::row_max(&g, &windows, &x, i, &mut max, false);
+                super::row_max(&g, &windows, &x, i, &mut max);
                 super::row_argmax(&g, &windows, &x, i, &max, &mut index);
                 for j in 0..ow {
                     let (m, v) = super::argmax(&x, 9, g.rows(i), g.cols(j));

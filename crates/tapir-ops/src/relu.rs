@@ -1,8 +1,9 @@
 //! `relu`: the rectified linear unit, elementwise.
 //!
-//! - Output: `y = max(x, 0)`.
-//! - Gradient: `dL/dx = dL/dy` where `x > 0`, else `0` (at `x = 0` the subgradient 0 is
-//!   taken, as PyTorch does).
+//! - Output: `y = max(x, 0)`; a NaN stays NaN, as in PyTorch, so that it reaches the loss
+//!   (where training stops on it) instead of turning into a harmless-looking 0.
+//! - Gradient: `dL/dx = 0` where `x <= 0`, else `dL/dy` (at `x = 0` the subgradient 0 is
+//!   taken, and a NaN passes the gradient on, both as PyTorch does).
 //! - Shape: `y` has the shape of `x`.
 
 use ndarray::{ArrayD, ArrayViewD};
@@ -29,8 +30,9 @@ impl<F: Float> Op<F> for Relu {
     }
 
     fn forward(&self, inputs: &[ArrayViewD<F>]) -> Result<ArrayD<F>> {
+        // `x <= 0` is false for NaN, which passes through.
         elementwise::map(Self::NAME, &inputs[0], |x| {
-            if x > F::zero() { x } else { F::zero() }
+            if x <= F::zero() { F::zero() } else { x }
         })
     }
 
@@ -79,6 +81,20 @@ mod tests {
             .unwrap();
         // dL/dx = 5 where x > 0; the kink at 0 takes the subgradient 0.
         assert_eq!(grads.get(&x).unwrap().as_slice().unwrap(), &[0.0, 0.0, 5.0]);
+    }
+
+    #[test]
+    fn nan_stays_nan_and_passes_the_gradient() {
+        // As PyTorch: a NaN must reach the loss, where training stops, not become a 0.
+        let mut tape = Tape::<f32>::new();
+        let x = tape.leaf(arr1(&[f32::NAN, -1.0]).into_dyn(), true);
+        let y = tape.apply(Relu, &[&x]).unwrap();
+        assert!(y.value()[0].is_nan());
+        assert_eq!(y.value()[1], 0.0);
+        let grads = tape
+            .backward_from(&y, ArrayD::from_elem(vec![2], 5.0))
+            .unwrap();
+        assert_eq!(grads.get(&x).unwrap().as_slice().unwrap(), &[5.0, 0.0]);
     }
 
     #[test]
