@@ -356,3 +356,22 @@ fn a_relu_read_twice_or_as_an_output_is_not_fused() {
     let network = Network::<f32>::new(an_output).unwrap();
     assert!(network.fusion().iter().all(|f| *f == Fusion::Alone));
 }
+
+#[test]
+fn a_nan_weight_reaches_the_loss() {
+    // relu keeps NaN (as PyTorch): a NaN filter must make the loss NaN, where training stops,
+    // not vanish into relu's zeros behind a finite loss. Fused and unfused alike.
+    let graph = graph("cnn-1.ron");
+    for network in [
+        Network::<f32>::new(Arc::clone(&graph)).unwrap(),
+        Network::<f32>::unfused(Arc::clone(&graph)).unwrap(),
+    ] {
+        let mut params = network.init_params(1);
+        params.get_mut("conv.weight").unwrap()[[0, 0, 0, 0]] = f32::NAN;
+        let shape = graph.inputs[0].shape.clone();
+        let result = network
+            .loss_and_grads(&params, vec![images(4, &shape, 3), labels(4)], false)
+            .unwrap();
+        assert!(result.loss.is_nan(), "loss {}", result.loss);
+    }
+}
