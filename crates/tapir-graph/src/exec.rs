@@ -290,16 +290,13 @@ impl<F: Float> Network<F> {
             let arguments = |n: usize| -> Vec<Var<F>> {
                 let node = &graph.nodes[n];
                 // A node that absorbed its first input reads that node's input instead.
-                let data: Vec<ValueId> = match self.fusion[n] {
-                    Fusion::Absorbs(a) => graph.nodes[a]
-                        .inputs
-                        .iter()
-                        .chain(&node.inputs[1..])
-                        .copied()
-                        .collect(),
-                    _ => node.inputs.clone(),
+                let (first, rest): (&[ValueId], &[ValueId]) = match self.fusion[n] {
+                    Fusion::Absorbs(a) => (&graph.nodes[a].inputs, &node.inputs[1..]),
+                    _ => (&node.inputs, &[]),
                 };
-                data.iter()
+                first
+                    .iter()
+                    .chain(rest)
                     .map(|&v| match v {
                         ValueId::Input(i) => input_vars[i].clone(),
                         // Safe: waves put every node after the nodes it reads.

@@ -8,7 +8,7 @@
 //!   and `0` elsewhere.
 //! - Shape: `[N, C, H, W] -> [N, C]`, with `H W >= 1`.
 //!
-//! **After a ReLU** ([`ReluGlobalMaxPool`], what a network runs when a `relu` feeds the pool
+//! **After a ReLU** ([`AfterRelu`]`<GlobalMaxPool>`, what a network runs when a `relu` feeds the pool
 //! and nothing else reads it): `y = global_max_pool(relu(x)) = relu(global_max_pool(x))` in
 //! one pass over `x` (`relu` never decreases and keeps NaN). If `y > 0` or NaN, the gradient
 //! goes where it goes without the ReLU, and `relu` passes it on there; if `y = 0`, `relu(x)`
@@ -22,7 +22,7 @@ use serde::Deserialize;
 use tapir_core::{Arity, BackwardCx, CaseInput, Float, Gen, GradcheckCase, Op, OpType, Result};
 
 use crate::pooling;
-use crate::relu::Relu;
+use crate::relu::{AfterRelu, AfterReluOp, fuse_after_relu, relu};
 use crate::shape;
 
 /// `global_max_pool`: the maximum of each channel plane. No hyperparameters.
@@ -37,12 +37,7 @@ impl GlobalMaxPool {
         let x = pooling::elements(&x);
         pooling::from_planes(Self::NAME, &[n, c], 1, hw, |p, y| {
             let max = plane_max(pooling::plane(&x, p, hw));
-            // relu, as `Relu` computes it: `x <= 0` is false for NaN, which stays.
-            y.fill(if after_relu && max <= F::zero() {
-                F::zero()
-            } else {
-                max
-            });
+            y.fill(if after_relu { relu(max) } else { max });
         })
     }
 
@@ -114,40 +109,19 @@ impl<F: Float> Op<F> for GlobalMaxPool {
     }
 
     fn fused_after(&self, producer: &dyn Op<F>) -> Option<Arc<dyn Op<F>>> {
-        (producer.name() == <Relu as OpType>::NAME)
-            .then(|| Arc::new(ReluGlobalMaxPool) as Arc<dyn Op<F>>)
+        fuse_after_relu(self, producer)
     }
 }
 
-/// `global_max_pool(relu(x))` in one pass (see the module doc): what a network runs for a
-/// `GlobalMaxPool` whose input is a `Relu` that nothing else reads. Not registered: networks
-/// build it through [`Op::fused_after`].
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct ReluGlobalMaxPool;
+impl<F: Float> AfterReluOp<F> for GlobalMaxPool {
+    const FUSED_NAME: &'static str = "relu_global_max_pool";
 
-impl<F: Float> Op<F> for ReluGlobalMaxPool {
-    fn name(&self) -> &'static str {
-        "relu_global_max_pool"
+    fn forward_after_relu(&self, x: &ArrayViewD<F>) -> Result<ArrayD<F>> {
+        self.pool(x, true)
     }
 
-    fn arity(&self) -> Arity {
-        Arity::Exactly(1)
-    }
-
-    fn output_shape(&self, inputs: &[&[usize]]) -> Result<Vec<usize>> {
-        Op::<F>::output_shape(&GlobalMaxPool, inputs)
-    }
-
-    fn forward(&self, inputs: &[ArrayViewD<F>]) -> Result<ArrayD<F>> {
-        GlobalMaxPool.pool(&inputs[0], true)
-    }
-
-    fn backward(&self, cx: &BackwardCx<F>) -> Result<Vec<Option<ArrayD<F>>>> {
-        GlobalMaxPool.pool_backward(cx, true)
-    }
-
-    fn flops(&self, inputs: &[&[usize]]) -> u64 {
-        Op::<F>::flops(&GlobalMaxPool, inputs)
+    fn backward_after_relu(&self, cx: &BackwardCx<F>) -> Result<Vec<Option<ArrayD<F>>>> {
+        self.pool_backward(cx, true)
     }
 }
 
@@ -214,7 +188,7 @@ impl OpType for GlobalMaxPool {
             // and planes of 2 pixels mostly negative, so that several send nothing back.
             GradcheckCase::new(
                 "after relu",
-                ReluGlobalMaxPool,
+                AfterRelu(GlobalMaxPool),
                 vec![CaseInput::new(
                     "x",
                     &[2, 3, 3, 4],
@@ -226,7 +200,7 @@ impl OpType for GlobalMaxPool {
             ),
             GradcheckCase::new(
                 "after relu mostly negative",
-                ReluGlobalMaxPool,
+                AfterRelu(GlobalMaxPool),
                 vec![CaseInput::new(
                     "x",
                     &[3, 4, 1, 2],
@@ -384,7 +358,7 @@ mod tests {
         .unwrap();
         let mut tape = Tape::<f64>::new();
         let leaf = tape.leaf(x, true);
-        let y = tape.apply(ReluGlobalMaxPool, &[&leaf]).unwrap();
+        let y = tape.apply(AfterRelu(GlobalMaxPool), &[&leaf]).unwrap();
         assert_eq!([y.value()[[0, 0]], y.value()[[0, 1]]], [3.0, 0.0]);
         assert!(y.value()[[0, 2]].is_nan());
         let grads = tape

@@ -61,7 +61,7 @@ pub use max_pool2d::MaxPool2d;
 pub use mean::Mean;
 pub use mse::Mse;
 pub use mul::Mul;
-pub use relu::Relu;
+pub use relu::{AfterRelu, AfterReluOp, Relu};
 pub use reshape::Reshape;
 pub use sigmoid::Sigmoid;
 pub use softmax::Softmax;

@@ -15,7 +15,7 @@
 //! - Shape: `[N, C, OH, OW]` with `OH = floor((H + 2 ph - kh) / sh) + 1`, likewise `OW`.
 //!   PyTorch's rule `ph <= kh / 2`, `pw <= kw / 2` holds, so no window is padding only.
 //!
-//! **After a ReLU** ([`ReluMaxPool2d`], what a network runs when a `relu` feeds the pool and
+//! **After a ReLU** ([`AfterRelu`]`<MaxPool2d>`, what a network runs when a `relu` feeds the pool and
 //! nothing else reads it): `y = max_pool2d(relu(x))` in one pass over `x`, without the ReLU's
 //! tensor. `relu` never decreases and keeps NaN, so `y = relu(max_pool2d(x))`: the window's
 //! maximum, NaN if it holds one, and 0 if it is not above 0. The pool's gradient goes to the
@@ -31,7 +31,7 @@ use serde::Deserialize;
 use tapir_core::{Arity, BackwardCx, CaseInput, Float, Gen, GradcheckCase, Op, OpType, Result};
 
 use crate::pooling::{self, Window2d};
-use crate::relu::Relu;
+use crate::relu::{AfterRelu, AfterReluOp, fuse_after_relu, relu};
 use crate::shape::{self, Pair};
 
 /// `max_pool2d`: the maximum of each `kernel` window, windows `stride` apart.
@@ -75,10 +75,7 @@ impl MaxPool2d {
             for (i, y_row) in y.chunks_mut(ow).enumerate() {
                 pooling::row_max(&g, &windows, x, i, y_row);
                 if after_relu {
-                    // relu, as `Relu` computes it: `x <= 0` is false for NaN, which stays.
-                    for m in y_row.iter_mut() {
-                        *m = if *m <= F::zero() { F::zero() } else { *m };
-                    }
+                    y_row.iter_mut().for_each(|m| *m = relu(*m));
                 }
             }
         })
@@ -211,40 +208,19 @@ impl<F: Float> Op<F> for MaxPool2d {
     }
 
     fn fused_after(&self, producer: &dyn Op<F>) -> Option<Arc<dyn Op<F>>> {
-        (producer.name() == <Relu as OpType>::NAME)
-            .then(|| Arc::new(ReluMaxPool2d(self.clone())) as Arc<dyn Op<F>>)
+        fuse_after_relu(self, producer)
     }
 }
 
-/// `max_pool2d(relu(x))` in one pass (see the module doc): what a network runs for a
-/// `MaxPool2d` whose input is a `Relu` that nothing else reads. Not registered: networks
-/// build it through [`Op::fused_after`].
-#[derive(Debug, Clone, PartialEq)]
-pub struct ReluMaxPool2d(pub MaxPool2d);
+impl<F: Float> AfterReluOp<F> for MaxPool2d {
+    const FUSED_NAME: &'static str = "relu_max_pool2d";
 
-impl<F: Float> Op<F> for ReluMaxPool2d {
-    fn name(&self) -> &'static str {
-        "relu_max_pool2d"
+    fn forward_after_relu(&self, x: &ArrayViewD<F>) -> Result<ArrayD<F>> {
+        self.pool(x, true)
     }
 
-    fn arity(&self) -> Arity {
-        Arity::Exactly(1)
-    }
-
-    fn output_shape(&self, inputs: &[&[usize]]) -> Result<Vec<usize>> {
-        Op::<F>::output_shape(&self.0, inputs)
-    }
-
-    fn forward(&self, inputs: &[ArrayViewD<F>]) -> Result<ArrayD<F>> {
-        self.0.pool(&inputs[0], true)
-    }
-
-    fn backward(&self, cx: &BackwardCx<F>) -> Result<Vec<Option<ArrayD<F>>>> {
-        self.0.pool_backward(cx, true)
-    }
-
-    fn flops(&self, inputs: &[&[usize]]) -> u64 {
-        Op::<F>::flops(&self.0, inputs)
+    fn backward_after_relu(&self, cx: &BackwardCx<F>) -> Result<Vec<Option<ArrayD<F>>>> {
+        self.pool_backward(cx, true)
     }
 }
 
@@ -304,7 +280,7 @@ impl OpType for MaxPool2d {
             // negative, so that many windows have maximum 0 and send nothing back.
             GradcheckCase::new(
                 "after relu kernel 3 stride 2",
-                ReluMaxPool2d(pool(Pair::Both(3), Some(Pair::Both(2)), Pair::Both(0))),
+                AfterRelu(pool(Pair::Both(3), Some(Pair::Both(2)), Pair::Both(0))),
                 vec![CaseInput::new(
                     "x",
                     &[1, 2, 7, 7],
@@ -316,7 +292,7 @@ impl OpType for MaxPool2d {
             ),
             GradcheckCase::new(
                 "after relu kernel 2 mostly negative",
-                ReluMaxPool2d(pool(Pair::Both(2), None, Pair::Both(0))),
+                AfterRelu(pool(Pair::Both(2), None, Pair::Both(0))),
                 vec![CaseInput::new(
                     "x",
                     &[2, 2, 6, 5],
@@ -328,7 +304,7 @@ impl OpType for MaxPool2d {
             ),
             GradcheckCase::new(
                 "after relu kernel 2x3 stride 1x2 padding 1",
-                ReluMaxPool2d(pool(
+                AfterRelu(pool(
                     Pair::PerAxis(2, 3),
                     Some(Pair::PerAxis(1, 2)),
                     Pair::Both(1),
@@ -631,7 +607,7 @@ mod tests {
             [f64::NAN, 0.0, 0.0, 0.0],
             [9.0, 3.0, 0.0, 0.0],
         ]);
-        let fused = ReluMaxPool2d(pool(2, 2, 0));
+        let fused = AfterRelu(pool(2, 2, 0));
         let mut tape = Tape::<f64>::new();
         let leaf = tape.leaf(x, true);
         let y = tape.apply(fused, &[&leaf]).unwrap();

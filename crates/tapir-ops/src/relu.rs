@@ -6,11 +6,74 @@
 //!   taken, and a NaN passes the gradient on, both as PyTorch does).
 //! - Shape: `y` has the shape of `x`.
 
+use std::sync::Arc;
+
 use ndarray::{ArrayD, ArrayViewD};
 use serde::Deserialize;
 use tapir_core::{Arity, BackwardCx, CaseInput, Float, Gen, GradcheckCase, Op, OpType, Result};
 
 use crate::{elementwise, shape};
+
+/// `max(x, 0)`, NaN kept: the rule of [`Relu`], and of the ops fused after it.
+pub(crate) fn relu<F: Float>(x: F) -> F {
+    // `x <= 0` is false for NaN, which passes through.
+    if x <= F::zero() { F::zero() } else { x }
+}
+
+/// An op that can absorb a ReLU in front of it: it computes `op(relu(x))` from `x` in the
+/// pass it makes anyway, with the same bits as the two ops one after the other. Its own
+/// file gives the math and its `gradcheck_cases` prove the fused backward; its
+/// [`Op::fused_after`] returns [`fuse_after_relu`].
+pub trait AfterReluOp<F: Float>: Op<F> + Clone + 'static {
+    /// The fused op's name, as in error messages (`"relu_max_pool2d"`).
+    const FUSED_NAME: &'static str;
+    /// `op(relu(x))`.
+    fn forward_after_relu(&self, x: &ArrayViewD<F>) -> Result<ArrayD<F>>;
+    /// The gradient of `op(relu(x))` for `x`; `cx.inputs[0]` is `x`, `cx.output` the result
+    /// of [`AfterReluOp::forward_after_relu`].
+    fn backward_after_relu(&self, cx: &BackwardCx<F>) -> Result<Vec<Option<ArrayD<F>>>>;
+}
+
+/// `op(relu(x))` in one pass: what a network runs for an [`AfterReluOp`] whose input is a
+/// [`Relu`] that nothing else reads. Not registered: networks build it through
+/// [`Op::fused_after`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct AfterRelu<P>(pub P);
+
+impl<F: Float, P: AfterReluOp<F>> Op<F> for AfterRelu<P> {
+    fn name(&self) -> &'static str {
+        P::FUSED_NAME
+    }
+
+    fn arity(&self) -> Arity {
+        self.0.arity()
+    }
+
+    fn output_shape(&self, inputs: &[&[usize]]) -> Result<Vec<usize>> {
+        self.0.output_shape(inputs)
+    }
+
+    fn forward(&self, inputs: &[ArrayViewD<F>]) -> Result<ArrayD<F>> {
+        self.0.forward_after_relu(&inputs[0])
+    }
+
+    fn backward(&self, cx: &BackwardCx<F>) -> Result<Vec<Option<ArrayD<F>>>> {
+        self.0.backward_after_relu(cx)
+    }
+
+    fn flops(&self, inputs: &[&[usize]]) -> u64 {
+        self.0.flops(inputs)
+    }
+}
+
+/// [`Op::fused_after`] for an [`AfterReluOp`]: the fused op when `producer` is a ReLU.
+pub fn fuse_after_relu<F: Float, P: AfterReluOp<F>>(
+    op: &P,
+    producer: &dyn Op<F>,
+) -> Option<Arc<dyn Op<F>>> {
+    (producer.name() == <Relu as OpType>::NAME)
+        .then(|| Arc::new(AfterRelu(op.clone())) as Arc<dyn Op<F>>)
+}
 
 /// `relu`: `max(x, 0)`. No hyperparameters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize)]
@@ -30,10 +93,7 @@ impl<F: Float> Op<F> for Relu {
     }
 
     fn forward(&self, inputs: &[ArrayViewD<F>]) -> Result<ArrayD<F>> {
-        // `x <= 0` is false for NaN, which passes through.
-        elementwise::map(Self::NAME, &inputs[0], |x| {
-            if x <= F::zero() { F::zero() } else { x }
-        })
+        elementwise::map(Self::NAME, &inputs[0], relu)
     }
 
     fn backward(&self, cx: &BackwardCx<F>) -> Result<Vec<Option<ArrayD<F>>>> {
