@@ -62,6 +62,10 @@ use crate::gradcheck::GradcheckCase;
 /// }
 /// # Ok::<(), Error>(())
 /// ```
+///
+/// An op whose outputs or gradients are large (a convolution's, a pooling's) can take their
+/// memory from [`buffers`](crate::buffers), where the tape gives back the memory of dead
+/// values: the next training step then reuses it instead of faulting fresh pages in.
 pub trait Op<F: Float>: Send + Sync + Debug {
     /// The op's name, as in error messages (`"conv2d"`).
     fn name(&self) -> &'static str;

@@ -4,9 +4,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use ndarray::{ArrayD, ArrayViewD};
+use ndarray::{ArrayD, ArrayViewD, IxDyn};
 use rayon::prelude::*;
 
+use crate::buffers;
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::op::{BackwardCx, Op};
@@ -49,6 +50,23 @@ impl<F: Float> Var<F> {
     }
 }
 
+impl<F: Float> Drop for Var<F> {
+    fn drop(&mut self) {
+        give_back(&mut self.value);
+    }
+}
+
+/// Gives the memory of a shared array to [`buffers`] if this is its last holder.
+fn give_back<F: Float>(shared: &mut Arc<ArrayD<F>>) {
+    if let Some(array) = Arc::get_mut(shared)
+        && array.len() * std::mem::size_of::<F>() >= buffers::MIN_BYTES
+    {
+        // An empty array allocates nothing.
+        let array = std::mem::replace(array, ArrayD::zeros(IxDyn(&[0])));
+        buffers::give_array(array);
+    }
+}
+
 /// What the tape keeps for one tracked value.
 #[derive(Debug)]
 enum Entry<F: Float> {
@@ -77,6 +95,16 @@ pub struct Tape<F: Float> {
     entries: Vec<Entry<F>>,
 }
 
+impl<F: Float> Drop for Tape<F> {
+    fn drop(&mut self) {
+        for entry in &mut self.entries {
+            if let Entry::Op { output, .. } = entry {
+                give_back(output);
+            }
+        }
+    }
+}
+
 /// Distinguishes tapes, so that a `Var` of one is never read as a slot of another.
 static NEXT_TAPE_ID: AtomicU64 = AtomicU64::new(0);
 
@@ -98,10 +126,9 @@ impl<F: Float> Tape<F> {
 
     /// An inference tape: ops run, nothing is recorded, no activation is kept.
     pub fn inference() -> Self {
-        Tape {
-            recording: false,
-            ..Self::new()
-        }
+        let mut tape = Self::new();
+        tape.recording = false;
+        tape
     }
 
     /// Whether this tape records ops.
@@ -304,10 +331,17 @@ impl<F: Float> Tape<F> {
                         continue;
                     };
                     match &mut grads[slot.index] {
-                        Some(sum) => *sum += &grad,
+                        Some(sum) => {
+                            *sum += &grad;
+                            buffers::give_array(grad);
+                        }
                         empty => *empty = Some(grad),
                     }
                 }
+            }
+            // Each op's output gradient is spent: its memory serves the next wave.
+            for (_, output_grad) in jobs {
+                buffers::give_array(output_grad);
             }
         }
         Ok(Gradients {
@@ -404,6 +438,12 @@ impl<F: Float> Tape<F> {
 pub struct Gradients<F: Float> {
     tape: u64,
     grads: Vec<Option<ArrayD<F>>>,
+}
+
+impl<F: Float> Drop for Gradients<F> {
+    fn drop(&mut self) {
+        self.grads.drain(..).flatten().for_each(buffers::give_array);
+    }
 }
 
 impl<F: Float> Gradients<F> {

@@ -370,7 +370,12 @@ pub(crate) fn from_planes<F: Float>(
     kernel: impl Fn(usize, &mut [F]) + Sync,
 ) -> Result<ArrayD<F>> {
     let len = shape::element_count(op, shape)?;
-    let mut data = vec![F::zero(); len];
+    // Each task zeroes its planes just before its kernel writes them, while in cache.
+    let mut data = tapir_core::buffers::for_overwrite(len);
+    let kernel = |p: usize, out: &mut [F]| {
+        out.fill(F::zero());
+        kernel(p, out);
+    };
     // `plane_len` is never 0 (shapes have a pixel at least); `checked_div` just says so safely.
     if let Some(planes) = len.checked_div(plane_len) {
         if planes < 2 || planes.saturating_mul(work_per_plane) < PARALLEL_MIN_WORK {
@@ -385,6 +390,8 @@ pub(crate) fn from_planes<F: Float>(
                 .with_min_len(min_planes)
                 .for_each(|(p, out)| kernel(p, out));
         }
+    } else {
+        data.fill(F::zero());
     }
     ArrayD::from_shape_vec(IxDyn(shape), data).map_err(|e| Error::Contract {
         op,

@@ -235,7 +235,8 @@ pub(crate) fn forward<F: Float>(
     let x = x.as_standard_layout();
     let x = elements(&x);
     let (sample_in, sample_out) = (geometry.sample_len(), filters * positions);
-    let mut y = vec![F::zero(); geometry.batch * sample_out];
+    // Every element is written below: the bias (or 0) first, then the products add to it.
+    let mut y = tapir_core::buffers::for_overwrite(geometry.batch * sample_out);
     let lowered = geometry.lowered_rows();
     y.par_chunks_mut(SAMPLES_PER_CHUNK * sample_out.max(1))
         .zip(x.par_chunks(SAMPLES_PER_CHUNK * sample_in.max(1)))
@@ -248,10 +249,13 @@ pub(crate) fn forward<F: Float>(
             {
                 im2col(geometry, x_n, cols);
                 // y_n starts as b broadcast over positions (or 0) and the products add to it.
-                if let Some(b) = &b {
-                    for (row, &b_f) in y_n.chunks_mut(positions.max(1)).zip(b) {
-                        row.fill(b_f);
+                match &b {
+                    Some(b) => {
+                        for (row, &b_f) in y_n.chunks_mut(positions.max(1)).zip(b) {
+                            row.fill(b_f);
+                        }
                     }
+                    None => y_n.fill(F::zero()),
                 }
                 let cols = matrix(cols, lowered, positions);
                 let mut y_n = matrix_mut(y_n, filters, positions);
@@ -306,9 +310,10 @@ pub(crate) fn backward<F: Float>(
     let dy = elements(&dy);
     let sample_in = geometry.sample_len().max(1);
     let sample_out = (geometry.filters * geometry.positions()).max(1);
+    // Each sample's part is zeroed by the task that adds into it, while in cache.
     let mut dx = wanted
         .x
-        .then(|| vec![F::zero(); geometry.batch * geometry.sample_len()]);
+        .then(|| tapir_core::buffers::for_overwrite(geometry.batch * geometry.sample_len()));
     let dx_chunks: Vec<Option<&mut [F]>> = match &mut dx {
         Some(dx) => dx
             .chunks_mut(SAMPLES_PER_CHUNK * sample_in)
@@ -419,6 +424,7 @@ fn backward_chunk<F: Float>(
                     &mut rows_mut(&mut dcols_m, patch),
                 );
             }
+            dx_n.fill(F::zero());
             col2im(geometry, dcols.as_slice(), dx_n);
         }
     }
