@@ -1,5 +1,6 @@
 //! The `Op` trait: what every operation, built-in or user-written, implements.
 
+use std::any::Any;
 use std::fmt::Debug;
 use std::sync::Arc;
 
@@ -101,18 +102,31 @@ pub trait Op<F: Float>: Send + Sync + Debug {
     }
 
     /// An op that computes this op applied to `producer`'s output in one pass, reading
-    /// `producer`'s inputs instead; `None` (the default) when there is none.
+    /// `producer`'s inputs instead; `None` (the default) when there is none, or when fusing
+    /// would not pay for `producer_inputs`: the shapes of `producer`'s inputs for one
+    /// sample (batch 1) followed by those of its parameters.
     ///
-    /// A network asks each op whose first data input is the output of an op with one input
-    /// and no parameters, read by nothing else, and not itself an output of the network. The
-    /// fused op then takes `producer`'s input followed by this op's other inputs and its
-    /// parameters (the arity and parameters stay this op's, as the graph declared them); its
-    /// results and gradients must be those of the two ops run one after the other, bit for
-    /// bit, and its own gradient-check cases prove its backward. `producer` is recognised by
-    /// [`Op::name`], which is unique within a registry. Max pooling after `relu` is one:
-    /// the ReLU's tensor, the largest of the step, is never written.
-    fn fused_after(&self, producer: &dyn Op<F>) -> Option<Arc<dyn Op<F>>> {
-        let _ = producer;
+    /// A network asks each op whose first data input is the output of an op read by
+    /// nothing else and not itself an output of the network; a fused op is asked again with
+    /// the producer of its chain's first input, and so on. The fused op then takes
+    /// `producer`'s inputs and parameters followed by this op's other inputs and its
+    /// parameters; its results and gradients must be those of the ops run one after the
+    /// other, bit for bit, and its own gradient-check cases prove its backward. `producer` is
+    /// recognised by [`Op::name`], which is unique within a registry, and read through
+    /// [`Op::as_any`]. Max pooling after `relu` is one (the ReLU's tensor, the largest of
+    /// the step, is never written), and that after a `conv2d` another.
+    fn fused_after(
+        &self,
+        producer: &dyn Op<F>,
+        producer_inputs: &[&[usize]],
+    ) -> Option<Arc<dyn Op<F>>> {
+        let _ = (producer, producer_inputs);
+        None
+    }
+
+    /// This op as [`Any`], for a consumer's [`Op::fused_after`] that needs more of its
+    /// producer than its name (its hyperparameters); `None` (the default) keeps it opaque.
+    fn as_any(&self) -> Option<&dyn Any> {
         None
     }
 }

@@ -18,7 +18,7 @@ use crate::schema::Init;
 ///
 /// [`Network::new`] fuses where an op offers it ([`Op::fused_after`]): a node whose output
 /// only one other node reads, and which is not an output, can run inside that node (a `Relu`
-/// before a `MaxPool2d`). The results and gradients are the same bits; the fused node's own
+/// before a `MaxPool2d`, and the `Conv2d` before that `Relu`). The results and gradients are the same bits; the fused node's own
 /// value is never made, so [`Forward::value`] has none for it. [`Network::unfused`] runs every
 /// node on its own, to read every value.
 #[derive(Debug, Clone)]
@@ -37,7 +37,8 @@ pub enum Fusion {
     Alone,
     /// Inside the node with this index, which reads its inputs instead of its value.
     Into(usize),
-    /// With the node of this index, its first input, inside its own op.
+    /// With the node of this index, its first input, inside its own op (and, when that
+    /// node's own first input is fused into this one too, that node, and so on).
     Absorbs(usize),
 }
 
@@ -98,6 +99,21 @@ pub struct NodeTiming {
     pub end: f64,
 }
 
+/// The shapes node `n` reads for one sample: its inputs with a batch axis of 1, then its
+/// parameters.
+fn per_sample_inputs(graph: &Graph, n: usize) -> Vec<Vec<usize>> {
+    let node = &graph.nodes[n];
+    let inputs = node.inputs.iter().map(|&v| {
+        let shape = match v {
+            ValueId::Input(i) => &graph.inputs[i].shape,
+            ValueId::Node(m) => &graph.nodes[m].shape,
+        };
+        std::iter::once(1).chain(shape.iter().copied()).collect()
+    });
+    let params = node.params.iter().map(|p| p.spec.shape.clone());
+    inputs.chain(params).collect()
+}
+
 /// What a forward pass produced: every value, so callers can read outputs and the loss.
 #[derive(Debug, Clone)]
 pub struct Forward<F: Float> {
@@ -144,8 +160,9 @@ impl<F: Float> Network<F> {
         Ok(Network { graph, ops, fusion })
     }
 
-    /// Fuses each node `b` whose first input is a node `a` with one input and no parameters,
-    /// read by `b` alone and not an output of the graph, when `b`'s op offers a fused op.
+    /// Fuses each node `b` whose first input is a node `a` read by `b` alone and not an
+    /// output of the graph, when `b`'s op offers a fused op ([`Op::fused_after`]); then
+    /// offers the fused op `a`'s first input the same way, and so on up the chain.
     fn fuse(&mut self) {
         let graph = Arc::clone(&self.graph);
         let mut readers = vec![0usize; graph.nodes.len()];
@@ -159,22 +176,24 @@ impl<F: Float> Network<F> {
                 readers[a] += 1;
             }
         }
-        for (b, node) in graph.nodes.iter().enumerate() {
-            let Some(&ValueId::Node(a)) = node.inputs.first() else {
-                continue;
-            };
-            let producer = &graph.nodes[a];
-            if readers[a] != 1
-                || producer.inputs.len() != 1
-                || !producer.params.is_empty()
-                || self.fusion[a] != Fusion::Alone
-            {
-                continue;
-            }
-            if let Some(fused) = self.ops[b].fused_after(self.ops[a].as_ref()) {
+        for b in 0..graph.nodes.len() {
+            // The first node of b's chain: b's op reads its first input.
+            let mut head = b;
+            while let Some(&ValueId::Node(a)) = graph.nodes[head].inputs.first() {
+                if readers[a] != 1 || self.fusion[a] != Fusion::Alone {
+                    break;
+                }
+                let shapes = per_sample_inputs(&graph, a);
+                let shapes: Vec<&[usize]> = shapes.iter().map(Vec::as_slice).collect();
+                let Some(fused) = self.ops[b].fused_after(self.ops[a].as_ref(), &shapes) else {
+                    break;
+                };
                 self.ops[b] = fused;
                 self.fusion[a] = Fusion::Into(b);
-                self.fusion[b] = Fusion::Absorbs(a);
+                if head == b {
+                    self.fusion[b] = Fusion::Absorbs(a);
+                }
+                head = a;
             }
         }
     }
@@ -287,29 +306,15 @@ impl<F: Float> Network<F> {
                 .filter(|&n| self.runnable(n, &input_vars))
                 .filter(|&n| !matches!(self.fusion[n], Fusion::Into(_)))
                 .collect();
+            let value = |v: ValueId| match v {
+                ValueId::Input(i) => input_vars[i].clone(),
+                // Safe: waves put every node after the nodes it reads.
+                ValueId::Node(m) => nodes[m].clone().expect("BUG: node ran before its input"),
+            };
             let arguments = |n: usize| -> Vec<Var<F>> {
-                let node = &graph.nodes[n];
-                // A node that absorbed its first input reads that node's input instead.
-                let (first, rest): (&[ValueId], &[ValueId]) = match self.fusion[n] {
-                    Fusion::Absorbs(a) => (&graph.nodes[a].inputs, &node.inputs[1..]),
-                    _ => (&node.inputs, &[]),
-                };
-                first
-                    .iter()
-                    .chain(rest)
-                    .map(|&v| match v {
-                        ValueId::Input(i) => input_vars[i].clone(),
-                        // Safe: waves put every node after the nodes it reads.
-                        ValueId::Node(m) => {
-                            nodes[m].clone().expect("BUG: node ran before its input")
-                        }
-                    })
-                    .chain(
-                        param_vars[first_param[n]..first_param[n] + node.params.len()]
-                            .iter()
-                            .cloned(),
-                    )
-                    .collect()
+                let mut arguments = Vec::new();
+                self.gather_arguments(n, n, &value, &first_param, &param_vars, &mut arguments);
+                arguments
             };
             let jobs: Vec<(usize, Vec<Var<F>>)> = wave.iter().map(|&n| (n, arguments(n))).collect();
             let run = |(n, args): &(usize, Vec<Var<F>>)| -> Result<ArrayD<F>> {
@@ -345,6 +350,32 @@ impl<F: Float> Network<F> {
             inputs: input_vars,
             nodes,
         })
+    }
+
+    /// Pushes what node `m` reads, as run by node `target`'s op: its inputs, then its
+    /// parameters. A first input that runs inside `target`'s op too is replaced by what
+    /// that node reads, so a fused op gets the inputs and parameters of its whole chain.
+    fn gather_arguments(
+        &self,
+        m: usize,
+        target: usize,
+        value: &dyn Fn(ValueId) -> Var<F>,
+        first_param: &[usize],
+        param_vars: &[Var<F>],
+        arguments: &mut Vec<Var<F>>,
+    ) {
+        let node = &self.graph.nodes[m];
+        let mut inputs = node.inputs.iter().copied();
+        match inputs.next() {
+            Some(ValueId::Node(a)) if self.fusion[a] == Fusion::Into(target) => {
+                self.gather_arguments(a, target, value, first_param, param_vars, arguments);
+            }
+            Some(first) => arguments.push(value(first)),
+            None => {}
+        }
+        arguments.extend(inputs.map(value));
+        let params = first_param[m]..first_param[m] + node.params.len();
+        arguments.extend(param_vars[params].iter().cloned());
     }
 
     /// Whether node `n` can run: inference may leave out the loss's implicit inputs, and

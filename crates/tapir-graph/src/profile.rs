@@ -113,9 +113,11 @@ pub struct NodeProfile {
     pub forward_s: f64,
     /// Its backward (0 where no gradient flows through it).
     pub backward_s: f64,
-    /// `flops` over `forward_s`; `None` without FLOPs or time.
+    /// `flops` over `forward_s` (with the FLOPs of the nodes that ran inside this one);
+    /// `None` without FLOPs or time.
     pub forward_gflop_per_s: Option<f64>,
-    /// Twice `flops` over `backward_s`; `None` without FLOPs or time.
+    /// Twice the FLOPs of `forward_gflop_per_s` over `backward_s`; `None` without FLOPs or
+    /// time.
     pub backward_gflop_per_s: Option<f64>,
     /// Forward and backward as a fraction of the median step. Nodes that ran side by side
     /// overlap, so the shares can add up to more than 1.
@@ -253,12 +255,20 @@ impl Graph {
             |time: &dyn Fn(&StepTimes) -> Duration| median(steps.iter().map(time).collect());
         let step_s = median_of(&|s| s.step);
         let batch = config.batch as u64;
+        // A fused op does the work of every node that runs inside it: its rates count it all.
+        let mut chain_flops: Vec<u64> = self.nodes.iter().map(|node| node.flops).collect();
+        for (n, how) in fusion.iter().enumerate() {
+            if let Fusion::Into(b) = *how {
+                chain_flops[b] = chain_flops[b].saturating_add(self.nodes[n].flops);
+            }
+        }
         let nodes = self
             .nodes
             .iter()
             .enumerate()
             .map(|(n, node)| {
                 let flops = node.flops * batch;
+                let chain = chain_flops[n] * batch;
                 let forward_s = median_of(&|s| s.node_forward[n]);
                 let backward_s = median_of(&|s| s.node_backward[n]);
                 NodeProfile {
@@ -267,8 +277,8 @@ impl Graph {
                     flops,
                     forward_s,
                     backward_s,
-                    forward_gflop_per_s: gflop_per_s(flops, forward_s),
-                    backward_gflop_per_s: gflop_per_s(2 * flops, backward_s),
+                    forward_gflop_per_s: gflop_per_s(chain, forward_s),
+                    backward_gflop_per_s: gflop_per_s(2 * chain, backward_s),
                     share: (forward_s + backward_s) / step_s,
                     fused_into: match fusion[n] {
                         Fusion::Into(b) => Some(self.nodes[b].name.clone()),

@@ -292,8 +292,11 @@ fn a_relu_read_only_by_a_max_pool_runs_inside_it_with_the_same_bits() {
     let (relu2, pool2) = (index("relu2"), index("pool2"));
     assert_eq!(fused.fusion()[relu2], Fusion::Into(pool2));
     assert_eq!(fused.fusion()[pool2], Fusion::Absorbs(relu2));
-    // conv1 owns parameters, and relu offers no fused op: conv1 runs on its own.
-    assert_eq!(fused.fusion()[index("conv1")], Fusion::Alone);
+    // The pooling, having absorbed the ReLU, absorbs conv1 too (5x5 filters of one
+    // channel: cheap to make again in backward), but not conv2 (3x3 of 16 channels).
+    let (conv1, conv2) = (index("conv1"), index("conv2"));
+    assert_eq!(fused.fusion()[conv1], Fusion::Into(pool1));
+    assert_eq!(fused.fusion()[conv2], Fusion::Alone);
     assert!(unfused.fusion().iter().all(|f| *f == Fusion::Alone));
 
     let params = fused.init_params(5);
@@ -313,7 +316,7 @@ fn a_relu_read_only_by_a_max_pool_runs_inside_it_with_the_same_bits() {
         let value = |f: &tapir_graph::Forward<f32>| {
             f.nodes[n].as_ref().map(|v| v.value().mapv(f32::to_bits))
         };
-        if n == relu1 || n == relu2 {
+        if [conv1, relu1, relu2].contains(&n) {
             assert!(with.nodes[n].is_none());
             assert!(without.nodes[n].is_some());
         } else {
@@ -324,6 +327,27 @@ fn a_relu_read_only_by_a_max_pool_runs_inside_it_with_the_same_bits() {
                 graph.nodes[n].name
             );
         }
+    }
+}
+
+#[test]
+fn a_conv_relu_and_global_max_pool_run_as_one_op_with_the_same_bits() {
+    // cnn-1: padding 4, 16 filters of 5x5 over one channel, the maps pooled to one value each.
+    let graph = graph("cnn-1.ron");
+    let fused = Network::<f32>::new(Arc::clone(&graph)).unwrap();
+    let unfused = Network::<f32>::unfused(Arc::clone(&graph)).unwrap();
+    let index = |name: &str| graph.nodes.iter().position(|n| n.name == name).unwrap();
+    let pool = index("pool");
+    assert_eq!(fused.fusion()[index("conv")], Fusion::Into(pool));
+    assert_eq!(fused.fusion()[index("relu")], Fusion::Into(pool));
+    assert_eq!(fused.fusion()[pool], Fusion::Absorbs(index("relu")));
+    for seed in [1, 2] {
+        let params = fused.init_params(seed);
+        // 9 samples: two full chunks of the convolution's batch split and a partial one.
+        assert_eq!(
+            step_bits(&fused, &params, 9),
+            step_bits(&unfused, &params, 9)
+        );
     }
 }
 

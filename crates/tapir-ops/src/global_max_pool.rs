@@ -21,24 +21,26 @@ use ndarray::{ArrayD, ArrayViewD};
 use serde::Deserialize;
 use tapir_core::{Arity, BackwardCx, CaseInput, Float, Gen, GradcheckCase, Op, OpType, Result};
 
-use crate::pooling;
+use crate::conv2d::{self, Conv2d, PoolAfterConv};
+use crate::pooling::{self, PlanePool};
 use crate::relu::{AfterRelu, AfterReluOp, fuse_after_relu, relu};
-use crate::shape;
+use crate::shape::{self, Padding, Pair};
 
 /// `global_max_pool`: the maximum of each channel plane. No hyperparameters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize)]
 pub struct GlobalMaxPool;
 
 impl GlobalMaxPool {
+    /// The planes of an input of shape `input`.
+    pub(crate) fn planes(&self, input: &[usize]) -> Result<GlobalPlanes> {
+        let (n, c, hw) = pooling::global_shape(Self::NAME, input)?;
+        Ok(GlobalPlanes { n, c, hw })
+    }
+
     /// `global_max_pool(x)`, or `global_max_pool(relu(x))` with `after_relu`.
     fn pool<F: Float>(&self, x: &ArrayViewD<F>, after_relu: bool) -> Result<ArrayD<F>> {
-        let (n, c, hw) = pooling::global_shape(Self::NAME, x.shape())?;
-        let x = x.as_standard_layout();
-        let x = pooling::elements(&x);
-        pooling::from_planes(Self::NAME, &[n, c], 1, hw, |p, y| {
-            let max = plane_max(pooling::plane(&x, p, hw));
-            y.fill(if after_relu { relu(max) } else { max });
-        })
+        let planes = self.planes(x.shape())?;
+        pooling::pool_planes(Self::NAME, &planes, x, &[planes.n, planes.c], after_relu)
     }
 
     /// The gradient of [`GlobalMaxPool::pool`] for `x`; `cx.output` is its result.
@@ -47,36 +49,49 @@ impl GlobalMaxPool {
         cx: &BackwardCx<F>,
         after_relu: bool,
     ) -> Result<Vec<Option<ArrayD<F>>>> {
-        if !cx.needs_grad(0) {
-            return Ok(vec![None]);
+        let planes = self.planes(cx.inputs[0].shape())?;
+        let shape = [planes.n, planes.c];
+        pooling::unpool_planes(Self::NAME, &planes, cx, &shape, after_relu)
+    }
+}
+
+/// [`GlobalMaxPool`] over `n` samples of `c` planes of `hw` pixels.
+pub(crate) struct GlobalPlanes {
+    n: usize,
+    c: usize,
+    hw: usize,
+}
+
+impl<F: Float> PlanePool<F> for GlobalPlanes {
+    fn plane_lens(&self) -> (usize, usize) {
+        (self.hw, 1)
+    }
+
+    fn work_per_plane(&self) -> usize {
+        self.hw
+    }
+
+    fn forward_plane(&self, x: &[F], y: &mut [F], after_relu: bool) {
+        let max = plane_max(x);
+        y.fill(if after_relu { relu(max) } else { max });
+    }
+
+    fn backward_plane(&self, x: &[F], y: &[F], dy: &[F], dx: &mut [F], after_relu: bool) {
+        let (max, dy) = (y[0], dy[0]);
+        if after_relu && max == F::zero() {
+            return; // relu(x) is 0 all over the plane: nothing flows back.
         }
-        let (n, c, hw) = pooling::global_shape(Self::NAME, cx.inputs[0].shape())?;
-        pooling::check_backward(Self::NAME, cx, &[n, c], true)?;
-        let x = cx.inputs[0].as_standard_layout();
-        let x = pooling::elements(&x);
-        let dy = cx.output_grad.as_standard_layout();
-        let dy = pooling::elements(&dy);
-        // The forward output holds each plane's maximum: its first occurrence is the argmax.
-        let y = cx.output.as_standard_layout();
-        let y = pooling::elements(&y);
-        let dx = pooling::from_planes(Self::NAME, cx.inputs[0].shape(), hw, hw, |p, dx| {
-            let (x, max) = (pooling::plane(&x, p, hw), pooling::plane(&y, p, 1)[0]);
-            let dy = pooling::plane(&dy, p, 1)[0];
-            if after_relu && max == F::zero() {
-                return; // relu(x) is 0 all over the plane: nothing flows back.
-            }
-            let m = if max.is_nan() {
-                first_max(x).0
-            } else {
-                // Not found only if `output` is not this input's maximum: then, as for NaN,
-                // the rule's own answer.
-                x.iter()
-                    .position(|&v| v == max)
-                    .unwrap_or_else(|| first_max(x).0)
-            };
-            dx[m] = dy;
-        })?;
-        Ok(vec![Some(dx)])
+        // The forward output holds the plane's maximum: its first occurrence is the argmax.
+        let m = if max.is_nan() {
+            first_max(x).0
+        } else {
+            // Not found only if `output` is not this input's maximum: then, as for NaN, the
+            // rule's own answer.
+            x.iter()
+                .position(|&v| v == max)
+                .unwrap_or_else(|| first_max(x).0)
+        };
+        dx[m] = dy;
     }
 }
 
@@ -108,7 +123,12 @@ impl<F: Float> Op<F> for GlobalMaxPool {
         shape::elementwise_flops(inputs, 1)
     }
 
-    fn fused_after(&self, producer: &dyn Op<F>) -> Option<Arc<dyn Op<F>>> {
+    fn fused_after(
+        &self,
+        producer: &dyn Op<F>,
+        producer_inputs: &[&[usize]],
+    ) -> Option<Arc<dyn Op<F>>> {
+        let _ = producer_inputs; // a ReLU fuses whatever its shape
         fuse_after_relu(self, producer)
     }
 }
@@ -122,6 +142,23 @@ impl<F: Float> AfterReluOp<F> for GlobalMaxPool {
 
     fn backward_after_relu(&self, cx: &BackwardCx<F>) -> Result<Vec<Option<ArrayD<F>>>> {
         self.pool_backward(cx, true)
+    }
+
+    fn fused_after_relu(
+        &self,
+        producer: &dyn Op<F>,
+        producer_inputs: &[&[usize]],
+    ) -> Option<Arc<dyn Op<F>>> {
+        conv2d::fuse_conv(self, producer, producer_inputs)
+    }
+}
+
+impl<F: Float> PoolAfterConv<F> for GlobalMaxPool {
+    const CONV_FUSED_NAME: &'static str = "conv2d_relu_global_max_pool";
+    type Planes = GlobalPlanes;
+
+    fn planes(&self, input: &[usize]) -> Result<GlobalPlanes> {
+        self.planes(input)
     }
 }
 
@@ -197,6 +234,17 @@ impl OpType for GlobalMaxPool {
                         high: 1.0,
                     },
                 )],
+            ),
+            // After a ReLU after a convolution (the fused op of the three), as `cnn-1` runs:
+            // uniform draws make a tie or a map value within the step of 0 improbable.
+            crate::max_pool2d::conv_relu_case(
+                "after padded conv2d and relu",
+                Conv2d {
+                    padding: Padding::All(2),
+                    ..Conv2d::new(3, Pair::Both(3))
+                },
+                GlobalMaxPool,
+                &[2, 1, 4, 5],
             ),
             GradcheckCase::new(
                 "after relu mostly negative",
@@ -321,7 +369,8 @@ mod tests {
             let mut tape = Tape::<f32>::new();
             let leaf = tape.leaf(x.clone(), true);
             let y = if fused {
-                let op = Op::<f32>::fused_after(&GlobalMaxPool, &crate::Relu).unwrap();
+                let op =
+                    Op::<f32>::fused_after(&GlobalMaxPool, &crate::Relu, &[&[1, 2, 3, 3]]).unwrap();
                 tape.apply_shared(op, &[&leaf]).unwrap()
             } else {
                 let r = tape.apply(crate::Relu, &[&leaf]).unwrap();

@@ -30,9 +30,10 @@ use ndarray::{ArrayD, ArrayViewD};
 use serde::Deserialize;
 use tapir_core::{Arity, BackwardCx, CaseInput, Float, Gen, GradcheckCase, Op, OpType, Result};
 
-use crate::pooling::{self, Window2d};
+use crate::conv2d::{self, Conv2d, PoolAfterConv};
+use crate::pooling::{self, PlanePool, Window2d};
 use crate::relu::{AfterRelu, AfterReluOp, fuse_after_relu, relu};
-use crate::shape::{self, Pair};
+use crate::shape::{self, Padding, Pair};
 
 /// `max_pool2d`: the maximum of each `kernel` window, windows `stride` apart.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -62,23 +63,21 @@ impl MaxPool2d {
 }
 
 impl MaxPool2d {
+    /// The windows of an input of shape `input`, plane by plane.
+    pub(crate) fn planes(&self, input: &[usize]) -> Result<MaxPlanes> {
+        let g = self.window(input)?;
+        Ok(MaxPlanes {
+            windows: pooling::RowWindows::new(&g),
+            tiles_2x2: g.kernel == (2, 2) && g.stride == (2, 2) && g.padding == (0, 0),
+            g,
+        })
+    }
+
     /// `max_pool2d(x)`, or `max_pool2d(relu(x))` with `after_relu`.
     fn pool<F: Float>(&self, x: &ArrayViewD<F>, after_relu: bool) -> Result<ArrayD<F>> {
-        let g = self.window(x.shape())?;
-        let ((h, w), (oh, ow)) = (g.input, g.output);
-        let x = x.as_standard_layout();
-        let x = pooling::elements(&x);
-        let work = g.work_per_plane();
-        let windows = pooling::RowWindows::new(&g);
-        pooling::from_planes(Self::NAME, &g.output_shape(), oh * ow, work, |p, y| {
-            let x = pooling::plane(&x, p, h * w);
-            for (i, y_row) in y.chunks_mut(ow).enumerate() {
-                pooling::row_max(&g, &windows, x, i, y_row);
-                if after_relu {
-                    y_row.iter_mut().for_each(|m| *m = relu(*m));
-                }
-            }
-        })
+        let planes = self.planes(x.shape())?;
+        let shape = planes.g.output_shape();
+        pooling::pool_planes(Self::NAME, &planes, x, &shape, after_relu)
     }
 
     /// The gradient of [`MaxPool2d::pool`] for `x`; `cx.output` is its result.
@@ -87,51 +86,56 @@ impl MaxPool2d {
         cx: &BackwardCx<F>,
         after_relu: bool,
     ) -> Result<Vec<Option<ArrayD<F>>>> {
-        if !cx.needs_grad(0) {
-            return Ok(vec![None]);
-        }
-        let g = self.window(cx.inputs[0].shape())?;
-        pooling::check_backward(Self::NAME, cx, &g.output_shape(), true)?;
-        let ((h, w), (oh, ow)) = (g.input, g.output);
-        let x = cx.inputs[0].as_standard_layout();
-        let x = pooling::elements(&x);
-        let dy = cx.output_grad.as_standard_layout();
-        let dy = pooling::elements(&dy);
-        // The forward output holds every window's maximum: only the argmax is left to find.
-        let y = cx.output.as_standard_layout();
-        let y = pooling::elements(&y);
-        let work = g.work_per_plane();
-        // One plane of dL/dx per task: every m(i, j) of a plane lies in that plane.
-        let windows = pooling::RowWindows::new(&g);
-        let tiles_2x2 = g.kernel == (2, 2) && g.stride == (2, 2) && g.padding == (0, 0);
-        let dx = pooling::from_planes(Self::NAME, cx.inputs[0].shape(), h * w, work, |p, dx| {
-            let x = pooling::plane(&x, p, h * w);
-            if tiles_2x2 {
-                let (y, dy) = (
-                    pooling::plane(&y, p, oh * ow),
-                    pooling::plane(&dy, p, oh * ow),
-                );
-                tiles_2x2_backward(x, w, y, dy, ow, dx, after_relu);
-                return;
+        let planes = self.planes(cx.inputs[0].shape())?;
+        let shape = planes.g.output_shape();
+        pooling::unpool_planes(Self::NAME, &planes, cx, &shape, after_relu)
+    }
+}
+
+/// [`MaxPool2d`]'s windows over one input shape.
+pub(crate) struct MaxPlanes {
+    g: Window2d,
+    windows: pooling::RowWindows,
+    /// 2x2 windows 2 apart without padding: [`tiles_2x2_backward`] applies.
+    tiles_2x2: bool,
+}
+
+impl<F: Float> PlanePool<F> for MaxPlanes {
+    fn plane_lens(&self) -> (usize, usize) {
+        let ((h, w), (oh, ow)) = (self.g.input, self.g.output);
+        (h * w, oh * ow)
+    }
+
+    fn work_per_plane(&self) -> usize {
+        self.g.work_per_plane()
+    }
+
+    fn forward_plane(&self, x: &[F], y: &mut [F], after_relu: bool) {
+        for (i, y_row) in y.chunks_mut(self.g.output.1).enumerate() {
+            pooling::row_max(&self.g, &self.windows, x, i, y_row);
+            if after_relu {
+                y_row.iter_mut().for_each(|m| *m = relu(*m));
             }
-            let max_rows = pooling::plane(&y, p, oh * ow).chunks(ow);
-            let mut index = vec![0; ow];
-            for (i, (dy_row, max)) in pooling::plane(&dy, p, oh * ow)
-                .chunks(ow)
-                .zip(max_rows)
-                .enumerate()
-            {
-                // After a ReLU, a maximum above 0 (or NaN) is a pixel of `x` itself, found as
-                // without the ReLU; a maximum of 0 sends nothing back (see the module doc).
-                pooling::row_argmax(&g, &windows, x, i, max, &mut index);
-                for ((&dy, &m), &k) in dy_row.iter().zip(max).zip(&index) {
-                    if !(after_relu && m == F::zero()) {
-                        dx[k] += dy;
-                    }
+        }
+    }
+
+    fn backward_plane(&self, x: &[F], y: &[F], dy: &[F], dx: &mut [F], after_relu: bool) {
+        let (w, ow) = (self.g.input.1, self.g.output.1);
+        if self.tiles_2x2 {
+            tiles_2x2_backward(x, w, y, dy, ow, dx, after_relu);
+            return;
+        }
+        let mut index = vec![0; ow];
+        for (i, (dy_row, max)) in dy.chunks(ow).zip(y.chunks(ow)).enumerate() {
+            // After a ReLU, a maximum above 0 (or NaN) is a pixel of `x` itself, found as
+            // without the ReLU; a maximum of 0 sends nothing back (see the module doc).
+            pooling::row_argmax(&self.g, &self.windows, x, i, max, &mut index);
+            for ((&dy, &m), &k) in dy_row.iter().zip(max).zip(&index) {
+                if !(after_relu && m == F::zero()) {
+                    dx[k] += dy;
                 }
             }
-        })?;
-        Ok(vec![Some(dx)])
+        }
     }
 }
 
@@ -207,7 +211,12 @@ impl<F: Float> Op<F> for MaxPool2d {
             .map_or(0, |g| g.visits())
     }
 
-    fn fused_after(&self, producer: &dyn Op<F>) -> Option<Arc<dyn Op<F>>> {
+    fn fused_after(
+        &self,
+        producer: &dyn Op<F>,
+        producer_inputs: &[&[usize]],
+    ) -> Option<Arc<dyn Op<F>>> {
+        let _ = producer_inputs; // a ReLU fuses whatever its shape
         fuse_after_relu(self, producer)
     }
 }
@@ -222,6 +231,41 @@ impl<F: Float> AfterReluOp<F> for MaxPool2d {
     fn backward_after_relu(&self, cx: &BackwardCx<F>) -> Result<Vec<Option<ArrayD<F>>>> {
         self.pool_backward(cx, true)
     }
+
+    fn fused_after_relu(
+        &self,
+        producer: &dyn Op<F>,
+        producer_inputs: &[&[usize]],
+    ) -> Option<Arc<dyn Op<F>>> {
+        conv2d::fuse_conv(self, producer, producer_inputs)
+    }
+}
+
+impl<F: Float> PoolAfterConv<F> for MaxPool2d {
+    const CONV_FUSED_NAME: &'static str = "conv2d_relu_max_pool2d";
+    type Planes = MaxPlanes;
+
+    fn planes(&self, input: &[usize]) -> Result<MaxPlanes> {
+        self.planes(input)
+    }
+}
+
+/// A gradient-check case of `pool(relu(conv(x)))` as one fused op, on `x` of shape `x`.
+pub(crate) fn conv_relu_case<P>(label: &str, conv: Conv2d, pool: P, x: &[usize]) -> GradcheckCase
+where
+    P: PoolAfterConv<f32> + PoolAfterConv<f64>,
+{
+    let u = Gen::uniform();
+    let (kh, kw) = conv.kernel.hw();
+    let weight = [conv.filters, x[1] / conv.groups, kh, kw];
+    let mut inputs = vec![
+        CaseInput::new("x", x, u),
+        CaseInput::new("weight", &weight, u),
+    ];
+    if conv.bias {
+        inputs.push(CaseInput::new("bias", &[conv.filters], u));
+    }
+    GradcheckCase::new(label, conv2d::ConvReluPool { conv, pool }, inputs)
 }
 
 impl OpType for MaxPool2d {
@@ -301,6 +345,24 @@ impl OpType for MaxPool2d {
                         high: 0.5,
                     },
                 )],
+            ),
+            // After a ReLU after a convolution (the fused op of the three): the pooling
+            // reads the conv's maps; uniform draws make a tie or a map value within the
+            // finite-difference step of 0 improbable.
+            conv_relu_case(
+                "after conv2d and relu",
+                Conv2d::new(3, Pair::Both(3)),
+                pool(Pair::Both(2), None, Pair::Both(0)),
+                &[2, 2, 7, 7],
+            ),
+            conv_relu_case(
+                "after padded conv2d and relu kernel 3 stride 2",
+                Conv2d {
+                    padding: Padding::All(1),
+                    ..Conv2d::new(2, Pair::Both(3))
+                },
+                pool(Pair::Both(3), Some(Pair::Both(2)), Pair::Both(0)),
+                &[1, 1, 6, 6],
             ),
             GradcheckCase::new(
                 "after relu kernel 2x3 stride 1x2 padding 1",
@@ -541,7 +603,8 @@ mod tests {
             let leaf = tape.leaf(x.clone(), true);
             let y = if fused {
                 let relu: &dyn Op<f32> = &crate::Relu;
-                let fused = Op::<f32>::fused_after(op, relu).expect("max pooling fuses a relu");
+                let fused = Op::<f32>::fused_after(op, relu, &[x.shape()])
+                    .expect("max pooling fuses a relu");
                 tape.apply_shared(fused, &[&leaf]).unwrap()
             } else {
                 let r = tape.apply(crate::Relu, &[&leaf]).unwrap();
@@ -634,9 +697,9 @@ mod tests {
     #[test]
     fn only_a_relu_is_fused() {
         let op = pool(2, 2, 0);
-        assert!(Op::<f32>::fused_after(&op, &crate::Relu).is_some());
-        assert!(Op::<f32>::fused_after(&op, &crate::Sigmoid).is_none());
-        assert!(Op::<f32>::fused_after(&op, &op).is_none());
+        assert!(Op::<f32>::fused_after(&op, &crate::Relu, &[&[1, 1, 4, 4]]).is_some());
+        assert!(Op::<f32>::fused_after(&op, &crate::Sigmoid, &[&[1, 1, 4, 4]]).is_none());
+        assert!(Op::<f32>::fused_after(&op, &op, &[&[1, 1, 4, 4]]).is_none());
     }
 
     #[test]

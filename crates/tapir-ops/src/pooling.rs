@@ -4,7 +4,7 @@
 
 use std::borrow::Cow;
 
-use ndarray::{ArrayD, CowArray, IxDyn};
+use ndarray::{ArrayD, ArrayViewD, CowArray, IxDyn};
 use rayon::prelude::*;
 use serde::{Deserialize, Deserializer};
 use tapir_core::{BackwardCx, Error, Float, Result};
@@ -397,6 +397,67 @@ pub(crate) fn from_planes<F: Float>(
         op,
         message: format!("output of shape {shape:?}: {e}"),
     })
+}
+
+/// A pooling that maps each `[H, W]` plane of its input to one plane of its output, alone:
+/// the ops run it over a batch with [`pool_planes`] and [`unpool_planes`], and a convolution
+/// fused with it (`conv2d::ConvReluPool`) runs it on each sample's maps while they are in
+/// cache. One code path for both, so the fused op gives the same bits.
+pub(crate) trait PlanePool<F: Float>: Sync {
+    /// Elements of one input plane and of one output plane.
+    fn plane_lens(&self) -> (usize, usize);
+    /// Comparisons per input plane, to size parallel tasks.
+    fn work_per_plane(&self) -> usize;
+    /// Output plane `y` from input plane `x`; of `relu(x)` with `after_relu`.
+    fn forward_plane(&self, x: &[F], y: &mut [F], after_relu: bool);
+    /// Adds the gradient for input plane `x` into `dx` (zeros on entry), from the output
+    /// plane `y` that [`PlanePool::forward_plane`] made and its gradient `dy`.
+    fn backward_plane(&self, x: &[F], y: &[F], dy: &[F], dx: &mut [F], after_relu: bool);
+}
+
+/// The pooling `planes` of every plane of `x`, into an array of `shape`.
+pub(crate) fn pool_planes<F: Float>(
+    op: &'static str,
+    planes: &impl PlanePool<F>,
+    x: &ArrayViewD<F>,
+    shape: &[usize],
+    after_relu: bool,
+) -> Result<ArrayD<F>> {
+    let (in_len, out_len) = planes.plane_lens();
+    let x = x.as_standard_layout();
+    let x = elements(&x);
+    from_planes(op, shape, out_len, planes.work_per_plane(), |p, y| {
+        planes.forward_plane(plane(&x, p, in_len), y, after_relu);
+    })
+}
+
+/// The input gradient of [`pool_planes`] (`None` if the input needs none); `cx.output` is
+/// its result, of `shape`.
+pub(crate) fn unpool_planes<F: Float>(
+    op: &'static str,
+    planes: &impl PlanePool<F>,
+    cx: &BackwardCx<F>,
+    shape: &[usize],
+    after_relu: bool,
+) -> Result<Vec<Option<ArrayD<F>>>> {
+    if !cx.needs_grad(0) {
+        return Ok(vec![None]);
+    }
+    check_backward(op, cx, shape, true)?;
+    let (in_len, out_len) = planes.plane_lens();
+    let x = cx.inputs[0].as_standard_layout();
+    let x = elements(&x);
+    let dy = cx.output_grad.as_standard_layout();
+    let dy = elements(&dy);
+    // The forward output holds every window's maximum: only the argmax is left to find.
+    let y = cx.output.as_standard_layout();
+    let y = elements(&y);
+    let work = planes.work_per_plane();
+    let dx = from_planes(op, cx.inputs[0].shape(), in_len, work, |p, dx| {
+        let (y, dy) = (plane(&y, p, out_len), plane(&dy, p, out_len));
+        planes.backward_plane(plane(&x, p, in_len), y, dy, dx, after_relu);
+    })?;
+    Ok(vec![Some(dx)])
 }
 
 /// Checks that backward was given an output gradient (and, with `output`, an output) of the

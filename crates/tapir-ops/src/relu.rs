@@ -32,6 +32,17 @@ pub trait AfterReluOp<F: Float>: Op<F> + Clone + 'static {
     /// The gradient of `op(relu(x))` for `x`; `cx.inputs[0]` is `x`, `cx.output` the result
     /// of [`AfterReluOp::forward_after_relu`].
     fn backward_after_relu(&self, cx: &BackwardCx<F>) -> Result<Vec<Option<ArrayD<F>>>>;
+    /// An op that computes `op(relu(producer(...)))` in one pass, taking `producer`'s
+    /// inputs: the fused op's own [`Op::fused_after`]. `None` by default; the max poolings
+    /// absorb a `conv2d` this way.
+    fn fused_after_relu(
+        &self,
+        producer: &dyn Op<F>,
+        producer_inputs: &[&[usize]],
+    ) -> Option<Arc<dyn Op<F>>> {
+        let _ = (producer, producer_inputs);
+        None
+    }
 }
 
 /// `op(relu(x))` in one pass: what a network runs for an [`AfterReluOp`] whose input is a
@@ -63,6 +74,14 @@ impl<F: Float, P: AfterReluOp<F>> Op<F> for AfterRelu<P> {
 
     fn flops(&self, inputs: &[&[usize]]) -> u64 {
         self.0.flops(inputs)
+    }
+
+    fn fused_after(
+        &self,
+        producer: &dyn Op<F>,
+        producer_inputs: &[&[usize]],
+    ) -> Option<Arc<dyn Op<F>>> {
+        self.0.fused_after_relu(producer, producer_inputs)
     }
 }
 

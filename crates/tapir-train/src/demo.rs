@@ -705,16 +705,18 @@ fn similarity_picture(
         offset: q.offset(),
     });
     let pair = PlacedSet::build(data, placements.to_vec(), vec![0, 0])?;
+    // The maps are the conv's output, which the trained network makes inside its pooling
+    // and never keeps: run the ops one by one to read them.
+    let unfused = Network::<f32>::unfused(Arc::clone(cnn.network.graph()))?;
     let mut tape = Tape::inference();
-    let forward = cnn.network.forward(
+    let forward = unfused.forward(
         &mut tape,
         &cnn.params,
         vec![pair.images().to_owned().into_dyn()],
         false,
         None,
     )?;
-    let conv = cnn
-        .network
+    let conv = unfused
         .graph()
         .nodes
         .iter()

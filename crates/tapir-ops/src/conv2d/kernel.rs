@@ -223,6 +223,45 @@ fn rows_mut<F: Float>(m: &mut ArrayRef2<F>, range: Range<usize>) -> ArrayViewMut
     m.slice_axis_mut(Axis(0), Slice::from(range))
 }
 
+/// `y_n = b + W cols_n` for one sample, group by group: `cols` holds the sample's lowered
+/// matrix, `y_n` (`[F, P]`, row-major) is overwritten.
+fn product<F: Float>(
+    geometry: &Geometry,
+    w: &ArrayView2<F>,
+    b: Option<&ArrayView1<F>>,
+    cols: &[F],
+    y_n: &mut [F],
+) {
+    let positions = geometry.positions();
+    // y_n starts as b broadcast over positions (or 0) and the products add to it.
+    match b {
+        Some(b) => {
+            for (row, &b_f) in y_n.chunks_mut(positions.max(1)).zip(b) {
+                row.fill(b_f);
+            }
+        }
+        None => y_n.fill(F::zero()),
+    }
+    let cols = matrix(cols, geometry.lowered_rows(), positions);
+    let mut y_n = matrix_mut(y_n, geometry.filters, positions);
+    for g in 0..geometry.groups {
+        let (filters, patch) = (geometry.filter_rows(g), geometry.patch_rows(g));
+        // y_g += W_g cols_g
+        tapir_core::gemm(
+            F::one(),
+            &rows(w, filters.clone()),
+            &rows(&cols, patch),
+            true,
+            &mut rows_mut(&mut y_n, filters),
+        );
+    }
+}
+
+/// What becomes of each sample's output `y_n [F, P]` in [`forward_samples`]: with
+/// `Some((len, finish))`, `finish(y_n, r_n)` writes all of the sample's `len` results `r_n`
+/// (a pooling of its maps, while they are in cache) and `y_n` itself is not kept.
+pub(crate) type Finish<'a, F> = Option<(usize, &'a (dyn Fn(&[F], &mut [F]) + Sync))>;
+
 /// Forward: `y [N, F, P]` from `x [N, C, H, W]`, the weight as a matrix `w [F, K]` and the
 /// bias `b [F]`.
 pub(crate) fn forward<F: Float>(
@@ -231,49 +270,54 @@ pub(crate) fn forward<F: Float>(
     w: ArrayView2<F>,
     b: Option<ArrayView1<F>>,
 ) -> Array3<F> {
+    let y = forward_samples(geometry, x, w, b, None);
+    Array3::from_shape_vec((geometry.batch, geometry.filters, geometry.positions()), y)
+        .unwrap_or_else(|e| panic!("BUG: the output of {geometry:?}: {e}"))
+}
+
+/// The forward pass, sample by sample, each sample's output kept or handed to `finish`: the
+/// results of all samples, row-major.
+pub(crate) fn forward_samples<F: Float>(
+    geometry: &Geometry,
+    x: ArrayView4<F>,
+    w: ArrayView2<F>,
+    b: Option<ArrayView1<F>>,
+    finish: Finish<F>,
+) -> Vec<F> {
     let (filters, positions) = (geometry.filters, geometry.positions());
     let x = x.as_standard_layout();
     let x = elements(&x);
-    let (sample_in, sample_out) = (geometry.sample_len(), filters * positions);
-    // Every element is written below: the bias (or 0) first, then the products add to it.
-    let mut y = tapir_core::buffers::for_overwrite(geometry.batch * sample_out);
+    let sample_in = geometry.sample_len();
+    let sample_out = finish.map_or(filters * positions, |(len, _)| len);
+    // Every element is written below: by `product`, or by `finish`.
+    let mut out = tapir_core::buffers::for_overwrite(geometry.batch * sample_out);
     let lowered = geometry.lowered_rows();
-    y.par_chunks_mut(SAMPLES_PER_CHUNK * sample_out.max(1))
+    out.par_chunks_mut(SAMPLES_PER_CHUNK * sample_out.max(1))
         .zip(x.par_chunks(SAMPLES_PER_CHUNK * sample_in.max(1)))
-        .for_each(|(y_chunk, x_chunk)| {
+        .for_each(|(out_chunk, x_chunk)| {
             let mut cols = Buffer::take(lowered * positions);
-            let cols = cols.as_mut_slice();
-            for (y_n, x_n) in y_chunk
+            let mut y = finish.map(|_| Buffer::take(filters * positions));
+            for (out_n, x_n) in out_chunk
                 .chunks_mut(sample_out.max(1))
                 .zip(x_chunk.chunks(sample_in.max(1)))
             {
-                im2col(geometry, x_n, cols);
-                // y_n starts as b broadcast over positions (or 0) and the products add to it.
-                match &b {
-                    Some(b) => {
-                        for (row, &b_f) in y_n.chunks_mut(positions.max(1)).zip(b) {
-                            row.fill(b_f);
-                        }
+                im2col(geometry, x_n, cols.as_mut_slice());
+                match (&mut y, finish) {
+                    (Some(y_n), Some((_, finish))) => {
+                        product(
+                            geometry,
+                            &w,
+                            b.as_ref(),
+                            cols.as_slice(),
+                            y_n.as_mut_slice(),
+                        );
+                        finish(y_n.as_slice(), out_n);
                     }
-                    None => y_n.fill(F::zero()),
-                }
-                let cols = matrix(cols, lowered, positions);
-                let mut y_n = matrix_mut(y_n, filters, positions);
-                for g in 0..geometry.groups {
-                    let (filters, patch) = (geometry.filter_rows(g), geometry.patch_rows(g));
-                    // y_g += W_g cols_g
-                    tapir_core::gemm(
-                        F::one(),
-                        &rows(&w, filters.clone()),
-                        &rows(&cols, patch),
-                        true,
-                        &mut rows_mut(&mut y_n, filters),
-                    );
+                    _ => product(geometry, &w, b.as_ref(), cols.as_slice(), out_n),
                 }
             }
         });
-    Array3::from_shape_vec((geometry.batch, filters, positions), y)
-        .unwrap_or_else(|e| panic!("BUG: the output of {geometry:?}: {e}"))
+    out
 }
 
 /// Which gradients backward computes: input, weight, bias.
@@ -292,24 +336,45 @@ pub(crate) struct Gradients<F: Float> {
     pub b: Option<Array1<F>>,
 }
 
+/// `dy_of(n, y_n, dy_n)`: sample `n`'s output gradient `dy_n` from its output `y_n`.
+pub(crate) type GradOfOutput<'a, F> = &'a (dyn Fn(usize, &[F], &mut [F]) + Sync);
+
+/// Where backward finds `dy = dL/dy`.
+#[derive(Clone, Copy)]
+pub(crate) enum OutputGrad<'a, F: Float> {
+    /// Given, `[N, F, P]`.
+    Given(ArrayView3<'a, F>),
+    /// Made sample by sample from the output, which is computed again from `x` (with the
+    /// bias `bias`): `dy_of(n, y_n, dy_n)` writes all of sample `n`'s `dy_n [F, P]` from its
+    /// `y_n [F, P]`. For a convolution fused with what follows it, whose output was never kept.
+    FromOutput {
+        bias: Option<ArrayView1<'a, F>>,
+        dy_of: GradOfOutput<'a, F>,
+    },
+}
+
 /// One chunk's share of the weight and bias gradients.
 type Partial<F> = (Option<Array2<F>>, Option<Array1<F>>);
 
-/// Backward: the wanted gradients from `x`, the weight matrix `w [F, K]` and `dy [N, F, P]`.
+/// Backward: the wanted gradients from `x`, the weight matrix `w [F, K]` and `dy`.
 pub(crate) fn backward<F: Float>(
     geometry: &Geometry,
     x: ArrayView4<F>,
     w: ArrayView2<F>,
-    dy: ArrayView3<F>,
+    dy: OutputGrad<F>,
     wanted: Wanted,
 ) -> Gradients<F> {
     let x_shape = x.raw_dim();
     let x = x.as_standard_layout();
     let x = elements(&x);
-    let dy = dy.as_standard_layout();
-    let dy = elements(&dy);
+    let given = match &dy {
+        OutputGrad::Given(dy) => Some(dy.as_standard_layout()),
+        OutputGrad::FromOutput { .. } => None,
+    };
+    let given = given.as_ref().map(elements);
     let sample_in = geometry.sample_len().max(1);
     let sample_out = (geometry.filters * geometry.positions()).max(1);
+    let chunks = geometry.batch.div_ceil(SAMPLES_PER_CHUNK);
     // Each sample's part is zeroed by the task that adds into it, while in cache.
     let mut dx = wanted
         .x
@@ -319,20 +384,34 @@ pub(crate) fn backward<F: Float>(
             .chunks_mut(SAMPLES_PER_CHUNK * sample_in)
             .map(Some)
             .collect(),
-        None => (0..geometry.batch.div_ceil(SAMPLES_PER_CHUNK))
-            .map(|_| None)
+        None => (0..chunks).map(|_| None).collect(),
+    };
+    let dy_chunks: Vec<Option<&[F]>> = match &given {
+        Some(dy) => dy
+            .chunks(SAMPLES_PER_CHUNK * sample_out)
+            .map(Some)
             .collect(),
+        None => (0..chunks).map(|_| None).collect(),
     };
     let tasks: Vec<_> = dx_chunks
         .into_iter()
         .zip(x.chunks(SAMPLES_PER_CHUNK * sample_in))
-        .zip(dy.chunks(SAMPLES_PER_CHUNK * sample_out))
+        .zip(dy_chunks)
+        .enumerate()
         .collect();
     // An indexed parallel iterator collects in task order, whatever thread ran each task.
     let partials: Vec<Partial<F>> = tasks
         .into_par_iter()
-        .map(|((dx_chunk, x_chunk), dy_chunk)| {
-            backward_chunk(geometry, w, wanted, dx_chunk, x_chunk, dy_chunk)
+        .map(|(chunk, ((dx_chunk, x_chunk), dy_chunk))| {
+            let first = chunk * SAMPLES_PER_CHUNK;
+            let dy = match (dy_chunk, dy) {
+                (Some(dy_chunk), _) => ChunkGrad::Given(dy_chunk),
+                (None, OutputGrad::FromOutput { bias, dy_of }) => {
+                    ChunkGrad::FromOutput { first, bias, dy_of }
+                }
+                (None, OutputGrad::Given(_)) => unreachable!("BUG: a given dy in no chunks"),
+            };
+            backward_chunk(geometry, w, wanted, dx_chunk, x_chunk, dy)
         })
         .collect();
 
@@ -356,41 +435,69 @@ pub(crate) fn backward<F: Float>(
     }
 }
 
-/// Backward over one chunk of samples (row-major `x [S, C, H, W]` and `dy [S, F, P]`):
-/// writes its part of `dx` and returns its partial `dw` and `db`.
+/// A chunk's `dy`: [`OutputGrad`] for the samples from `first` on.
+enum ChunkGrad<'a, F: Float> {
+    Given(&'a [F]),
+    FromOutput {
+        first: usize,
+        bias: Option<ArrayView1<'a, F>>,
+        dy_of: GradOfOutput<'a, F>,
+    },
+}
+
+/// Backward over one chunk of samples (row-major `x [S, C, H, W]`), sample by sample:
+/// writes its part of `dx` and returns its partial `dw` and `db`. Each gradient adds the
+/// samples in order, so the sums are those of any other order of the loops.
 fn backward_chunk<F: Float>(
     geometry: &Geometry,
     w: ArrayView2<F>,
     wanted: Wanted,
-    dx_chunk: Option<&mut [F]>,
+    mut dx_chunk: Option<&mut [F]>,
     x_chunk: &[F],
-    dy_chunk: &[F],
+    dy: ChunkGrad<F>,
 ) -> Partial<F> {
     let (filters, positions) = (geometry.filters, geometry.positions());
     let sample_in = geometry.sample_len().max(1);
     let sample_out = (filters * positions).max(1);
     let lowered = geometry.lowered_rows();
+    let recompute = matches!(dy, ChunkGrad::FromOutput { .. });
+    // Each sample's lowered matrix is built once, for the output made again and the weight
+    // gradient, while it stays in cache for both products.
+    let mut cols = (wanted.w || recompute).then(|| Buffer::take(lowered * positions));
+    let mut dcols = wanted.x.then(|| Buffer::take(lowered * positions));
+    let mut made = recompute.then(|| (Buffer::take(sample_out), Buffer::take(sample_out)));
+    let mut dw = wanted.w.then(|| Array2::zeros(w.raw_dim()));
+    let mut db = wanted.b.then(|| Array1::zeros(filters));
 
-    let db = wanted.b.then(|| {
-        // db[f] = sum_{n,i,j} dy[n,f,i,j], sample by sample in order.
-        let mut db = Array1::zeros(filters);
-        for dy_n in dy_chunk.chunks(sample_out) {
+    for (s, x_n) in x_chunk.chunks(sample_in).enumerate() {
+        if let Some(cols) = &mut cols {
+            im2col(geometry, x_n, cols.as_mut_slice());
+        }
+        let dy_n: &[F] = match (&dy, &mut made, &cols) {
+            (ChunkGrad::Given(dy_chunk), _, _) => &dy_chunk[s * sample_out..(s + 1) * sample_out],
+            (ChunkGrad::FromOutput { first, bias, dy_of }, Some((y_n, dy_n)), Some(cols)) => {
+                product(
+                    geometry,
+                    &w,
+                    bias.as_ref(),
+                    cols.as_slice(),
+                    y_n.as_mut_slice(),
+                );
+                dy_of(first + s, y_n.as_slice(), dy_n.as_mut_slice());
+                dy_n.as_slice()
+            }
+            _ => unreachable!("BUG: a recomputed output without its buffers"),
+        };
+        if let Some(db) = &mut db {
+            // db[f] = sum_{n,i,j} dy[n,f,i,j]
             for (db_f, dy_f) in db.iter_mut().zip(dy_n.chunks(positions.max(1))) {
                 *db_f += ArrayView1::from(dy_f).sum();
             }
         }
-        db
-    });
-
-    let dw = wanted.w.then(|| {
-        // dW_g = sum over the chunk's samples, in order, of dy_g cols_g^T: each sample's
-        // lowered matrix is built once into a buffer that stays in cache for its product.
-        let mut cols = Buffer::take(lowered * positions);
-        let mut dw = Array2::zeros(w.raw_dim());
-        for (x_n, dy_n) in x_chunk.chunks(sample_in).zip(dy_chunk.chunks(sample_out)) {
-            im2col(geometry, x_n, cols.as_mut_slice());
+        let dy_n = matrix(dy_n, filters, positions);
+        if let (Some(dw), Some(cols)) = (&mut dw, &cols) {
+            // dW_g += dy_g cols_g^T
             let cols = matrix(cols.as_slice(), lowered, positions);
-            let dy_n = matrix(dy_n, filters, positions);
             for g in 0..geometry.groups {
                 let (filters, patch) = (geometry.filter_rows(g), geometry.patch_rows(g));
                 tapir_core::gemm(
@@ -398,20 +505,11 @@ fn backward_chunk<F: Float>(
                     &rows(&dy_n, filters.clone()),
                     &rows(&cols, patch).t(),
                     true,
-                    &mut rows_mut(&mut dw, filters),
+                    &mut rows_mut(dw, filters),
                 );
             }
         }
-        dw
-    });
-
-    if let Some(dx_chunk) = dx_chunk {
-        let mut dcols = Buffer::take(lowered * positions);
-        for (dx_n, dy_n) in dx_chunk
-            .chunks_mut(sample_in)
-            .zip(dy_chunk.chunks(sample_out))
-        {
-            let dy_n = matrix(dy_n, filters, positions);
+        if let (Some(dx_chunk), Some(dcols)) = (&mut dx_chunk, &mut dcols) {
             let mut dcols_m = matrix_mut(dcols.as_mut_slice(), lowered, positions);
             for g in 0..geometry.groups {
                 let (filters, patch) = (geometry.filter_rows(g), geometry.patch_rows(g));
@@ -424,6 +522,7 @@ fn backward_chunk<F: Float>(
                     &mut rows_mut(&mut dcols_m, patch),
                 );
             }
+            let dx_n = &mut dx_chunk[s * sample_in..(s + 1) * sample_in];
             dx_n.fill(F::zero());
             col2im(geometry, dcols.as_slice(), dx_n);
         }

@@ -25,11 +25,17 @@
 //! `W [F, C/G*kh*kw]`, group `g` computes `y_g = W_g cols_g`, `dW_g += dy_g cols_g^T` and
 //! `dcols_g = W_g^T dy_g`, which `col2im` adds back onto `dL/dx`. The batch is split into
 //! fixed chunks across threads; results are bit-identical whatever the thread count.
+//!
+//! `fused.rs` holds `conv2d` with a ReLU and a max pooling after it, one op that networks
+//! build for short filters (see its doc).
 
+mod fused;
 mod kernel;
 mod scratch;
 
-use ndarray::{ArrayD, ArrayViewD, Ix1, Ix4};
+use std::any::Any;
+
+use ndarray::{ArrayD, ArrayView1, ArrayView4, ArrayViewD, CowArray, Ix1, Ix2, Ix4};
 use serde::Deserialize;
 use tapir_core::{
     Arity, BackwardCx, CaseInput, Error, Float, Gen, GradcheckCase, Op, OpType, ParamRole,
@@ -37,7 +43,8 @@ use tapir_core::{
 };
 
 use crate::shape::{self, Padding, PaddingKeyword, Pair};
-use kernel::{AxisGeometry, Geometry, Wanted};
+pub(crate) use fused::{ConvReluPool, PoolAfterConv, fuse_conv};
+use kernel::{AxisGeometry, Geometry, OutputGrad, Wanted};
 
 /// `conv2d`: 2-D convolution, NCHW, with PyTorch's hyperparameters and defaults.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -207,6 +214,70 @@ impl Conv2d {
     }
 }
 
+impl Conv2d {
+    /// The input, the weight as the matrix `[F, K]` and the bias of a call checked by
+    /// [`Conv2d::geometry`].
+    fn operands<'a, F: Float>(
+        &self,
+        g: &Geometry,
+        inputs: &'a [ArrayViewD<'a, F>],
+    ) -> Result<Operands<'a, F>> {
+        // Indexing is safe: `geometry` checked the input count.
+        let x = inputs[0].view().into_dimensionality::<Ix4>().map_err(bug)?;
+        let w = inputs[1]
+            .to_shape((g.filters, g.patch_len()))
+            .map_err(bug)?;
+        let b = if self.bias {
+            Some(inputs[2].view().into_dimensionality::<Ix1>().map_err(bug)?)
+        } else {
+            None
+        };
+        Ok((x, w, b))
+    }
+
+    /// The gradients of every input that needs one, from `dy`.
+    fn gradients<F: Float>(
+        &self,
+        g: &Geometry,
+        cx: &BackwardCx<F>,
+        dy: OutputGrad<F>,
+    ) -> Result<Vec<Option<ArrayD<F>>>> {
+        // dL/dx is skipped for an image that needs none (the first layer's).
+        let wanted = Wanted {
+            x: cx.needs_grad(0),
+            w: cx.needs_grad(1),
+            b: self.bias && cx.needs_grad(2),
+        };
+        let mut grads: Vec<Option<ArrayD<F>>> = vec![None; cx.inputs.len()];
+        if !(wanted.x || wanted.w || wanted.b) {
+            return Ok(grads);
+        }
+        let (x, w, _) = self.operands(g, cx.inputs)?;
+        let computed = kernel::backward(g, x, w.view(), dy, wanted);
+        grads[0] = computed.x.map(|dx| dx.into_dyn());
+        if let Some(dw) = computed.w {
+            let shape = (
+                g.filters,
+                g.channels_per_group(),
+                g.height.kernel,
+                g.width.kernel,
+            );
+            grads[1] = Some(dw.into_shape_with_order(shape).map_err(bug)?.into_dyn());
+        }
+        if let Some(slot) = grads.get_mut(2) {
+            *slot = computed.b.map(|db| db.into_dyn());
+        }
+        Ok(grads)
+    }
+}
+
+/// A call's input `[N, C, H, W]`, weight matrix `[F, K]` and bias.
+type Operands<'a, F> = (
+    ArrayView4<'a, F>,
+    CowArray<'a, F, Ix2>,
+    Option<ArrayView1<'a, F>>,
+);
+
 /// `shape` as `[a, b, c, d]`, or the rank error naming `what`.
 fn rank4(what: &str, shape: &[usize], layout: &str) -> Result<[usize; 4]> {
     shape::expect_rank(<Conv2d as OpType>::NAME, what, shape, 4, layout)?;
@@ -263,16 +334,7 @@ impl<F: Float> Op<F> for Conv2d {
     fn forward(&self, inputs: &[ArrayViewD<F>]) -> Result<ArrayD<F>> {
         let shapes: Vec<&[usize]> = inputs.iter().map(|a| a.shape()).collect();
         let g = self.geometry(&shapes)?;
-        // Indexing is safe: `geometry` checked the input count.
-        let x = inputs[0].view().into_dimensionality::<Ix4>().map_err(bug)?;
-        let w = inputs[1]
-            .to_shape((g.filters, g.patch_len()))
-            .map_err(bug)?;
-        let b = if self.bias {
-            Some(inputs[2].view().into_dimensionality::<Ix1>().map_err(bug)?)
-        } else {
-            None
-        };
+        let (x, w, b) = self.operands(&g, inputs)?;
         let y = kernel::forward(&g, x, w.view(), b);
         let shape = (g.batch, g.filters, g.height.output, g.width.output);
         Ok(y.into_shape_with_order(shape).map_err(bug)?.into_dyn())
@@ -281,43 +343,15 @@ impl<F: Float> Op<F> for Conv2d {
     fn backward(&self, cx: &BackwardCx<F>) -> Result<Vec<Option<ArrayD<F>>>> {
         let shapes: Vec<&[usize]> = cx.inputs.iter().map(|a| a.shape()).collect();
         let g = self.geometry(&shapes)?;
-        // dL/dx is skipped for an image that needs none (the first layer's).
-        let wanted = Wanted {
-            x: cx.needs_grad(0),
-            w: cx.needs_grad(1),
-            b: self.bias && cx.needs_grad(2),
-        };
-        let mut grads: Vec<Option<ArrayD<F>>> = vec![None; cx.inputs.len()];
-        if !(wanted.x || wanted.w || wanted.b) {
-            return Ok(grads);
-        }
-        // Indexing is safe: `geometry` checked the input count.
-        let x = cx.inputs[0]
-            .view()
-            .into_dimensionality::<Ix4>()
-            .map_err(bug)?;
-        let w = cx.inputs[1]
-            .to_shape((g.filters, g.patch_len()))
-            .map_err(bug)?;
         let dy = cx
             .output_grad
             .to_shape((g.batch, g.filters, g.positions()))
             .map_err(bug)?;
-        let computed = kernel::backward(&g, x, w.view(), dy.view(), wanted);
-        grads[0] = computed.x.map(|dx| dx.into_dyn());
-        if let Some(dw) = computed.w {
-            let shape = (
-                g.filters,
-                g.channels_per_group(),
-                g.height.kernel,
-                g.width.kernel,
-            );
-            grads[1] = Some(dw.into_shape_with_order(shape).map_err(bug)?.into_dyn());
-        }
-        if let Some(slot) = grads.get_mut(2) {
-            *slot = computed.b.map(|db| db.into_dyn());
-        }
-        Ok(grads)
+        self.gradients(&g, cx, OutputGrad::Given(dy.view()))
+    }
+
+    fn as_any(&self) -> Option<&dyn Any> {
+        Some(self)
     }
 
     fn flops(&self, inputs: &[&[usize]]) -> u64 {

@@ -9,7 +9,8 @@ use std::cell::RefCell;
 
 use tapir_core::Float;
 
-/// At most this many buffers are kept per thread (a task holds three at most).
+/// At most this many buffers are kept per thread (a task holds four at most: the lowered
+/// matrix, its gradient, and a fused op's maps and their gradient).
 const KEPT: usize = 4;
 
 thread_local! {
