@@ -257,6 +257,17 @@ fn product<F: Float>(
     }
 }
 
+/// The samples of task `chunk`: [`SAMPLES_PER_CHUNK`] of them, fewer in the last one.
+fn chunk_samples(batch: usize, chunk: usize) -> Range<usize> {
+    let start = (chunk * SAMPLES_PER_CHUNK).min(batch);
+    start..(start + SAMPLES_PER_CHUNK).min(batch)
+}
+
+/// Sample `n` of `data`, `len` elements per sample.
+fn sample<F>(data: &[F], len: usize, n: usize) -> &[F] {
+    &data[n * len..(n + 1) * len]
+}
+
 /// What becomes of each sample's output `y_n [F, P]` in [`forward_samples`]: with
 /// `Some((len, finish))`, `finish(y_n, r_n)` writes all of the sample's `len` results `r_n`
 /// (a pooling of its maps, while they are in cache) and `y_n` itself is not kept.
@@ -293,15 +304,13 @@ pub(crate) fn forward_samples<F: Float>(
     let mut out = tapir_core::buffers::for_overwrite(geometry.batch * sample_out);
     let lowered = geometry.lowered_rows();
     out.par_chunks_mut(SAMPLES_PER_CHUNK * sample_out.max(1))
-        .zip(x.par_chunks(SAMPLES_PER_CHUNK * sample_in.max(1)))
-        .for_each(|(out_chunk, x_chunk)| {
+        .enumerate()
+        .for_each(|(chunk, out_chunk)| {
             let mut cols = Buffer::take(lowered * positions);
             let mut y = finish.map(|_| Buffer::take(filters * positions));
-            for (out_n, x_n) in out_chunk
-                .chunks_mut(sample_out.max(1))
-                .zip(x_chunk.chunks(sample_in.max(1)))
-            {
-                im2col(geometry, x_n, cols.as_mut_slice());
+            let out_samples = out_chunk.chunks_mut(sample_out.max(1));
+            for (n, out_n) in chunk_samples(geometry.batch, chunk).zip(out_samples) {
+                im2col(geometry, sample(&x, sample_in, n), cols.as_mut_slice());
                 match (&mut y, finish) {
                     (Some(y_n), Some((_, finish))) => {
                         product(
@@ -372,46 +381,38 @@ pub(crate) fn backward<F: Float>(
         OutputGrad::FromOutput { .. } => None,
     };
     let given = given.as_ref().map(elements);
-    let sample_in = geometry.sample_len().max(1);
-    let sample_out = (geometry.filters * geometry.positions()).max(1);
-    let chunks = geometry.batch.div_ceil(SAMPLES_PER_CHUNK);
+    let sample_in = geometry.sample_len();
     // Each sample's part is zeroed by the task that adds into it, while in cache.
     let mut dx = wanted
         .x
-        .then(|| tapir_core::buffers::for_overwrite(geometry.batch * geometry.sample_len()));
-    let dx_chunks: Vec<Option<&mut [F]>> = match &mut dx {
-        Some(dx) => dx
-            .chunks_mut(SAMPLES_PER_CHUNK * sample_in)
-            .map(Some)
-            .collect(),
-        None => (0..chunks).map(|_| None).collect(),
-    };
-    let dy_chunks: Vec<Option<&[F]>> = match &given {
-        Some(dy) => dy
-            .chunks(SAMPLES_PER_CHUNK * sample_out)
-            .map(Some)
-            .collect(),
-        None => (0..chunks).map(|_| None).collect(),
-    };
-    let tasks: Vec<_> = dx_chunks
-        .into_iter()
-        .zip(x.chunks(SAMPLES_PER_CHUNK * sample_in))
-        .zip(dy_chunks)
-        .enumerate()
-        .collect();
+        .then(|| tapir_core::buffers::for_overwrite(geometry.batch * sample_in));
+    // One task per chunk of samples, with its part of dx.
+    let mut dx_rest = dx.as_deref_mut();
+    let mut tasks = Vec::new();
+    for chunk in 0..geometry.batch.div_ceil(SAMPLES_PER_CHUNK) {
+        let samples = chunk_samples(geometry.batch, chunk);
+        let dx_chunk = match dx_rest.take() {
+            Some(rest) => {
+                let (dx_chunk, rest) = rest.split_at_mut(samples.len() * sample_in);
+                dx_rest = Some(rest);
+                Some(dx_chunk)
+            }
+            None => None,
+        };
+        tasks.push((samples, dx_chunk));
+    }
     // An indexed parallel iterator collects in task order, whatever thread ran each task.
     let partials: Vec<Partial<F>> = tasks
         .into_par_iter()
-        .map(|(chunk, ((dx_chunk, x_chunk), dy_chunk))| {
-            let first = chunk * SAMPLES_PER_CHUNK;
-            let dy = match (dy_chunk, dy) {
-                (Some(dy_chunk), _) => ChunkGrad::Given(dy_chunk),
+        .map(|(samples, dx_chunk)| {
+            let dy = match (&given, dy) {
+                (Some(given), _) => ChunkGrad::Given(given),
                 (None, OutputGrad::FromOutput { bias, dy_of }) => {
-                    ChunkGrad::FromOutput { first, bias, dy_of }
+                    ChunkGrad::FromOutput { bias, dy_of }
                 }
-                (None, OutputGrad::Given(_)) => unreachable!("BUG: a given dy in no chunks"),
+                (None, OutputGrad::Given(_)) => unreachable!("BUG: a given dy not read"),
             };
-            backward_chunk(geometry, w, wanted, dx_chunk, x_chunk, dy)
+            backward_chunk(geometry, &x, w, wanted, samples, dx_chunk, dy)
         })
         .collect();
 
@@ -435,30 +436,32 @@ pub(crate) fn backward<F: Float>(
     }
 }
 
-/// A chunk's `dy`: [`OutputGrad`] for the samples from `first` on.
+/// A task's `dy`: [`OutputGrad`], with a given one made a slice.
 enum ChunkGrad<'a, F: Float> {
+    /// `dy` of the whole batch, row-major.
     Given(&'a [F]),
     FromOutput {
-        first: usize,
         bias: Option<ArrayView1<'a, F>>,
         dy_of: GradOfOutput<'a, F>,
     },
 }
 
-/// Backward over one chunk of samples (row-major `x [S, C, H, W]`), sample by sample:
-/// writes its part of `dx` and returns its partial `dw` and `db`. Each gradient adds the
-/// samples in order, so the sums are those of any other order of the loops.
+/// Backward over the chunk of `samples` of the batch (row-major `x [N, C, H, W]`), sample
+/// by sample: writes their part of `dx` and returns the chunk's partial `dw` and `db`. Each
+/// gradient adds the samples in order, so the sums are those of any other order of the
+/// loops.
 fn backward_chunk<F: Float>(
     geometry: &Geometry,
+    x: &[F],
     w: ArrayView2<F>,
     wanted: Wanted,
+    samples: Range<usize>,
     mut dx_chunk: Option<&mut [F]>,
-    x_chunk: &[F],
     dy: ChunkGrad<F>,
 ) -> Partial<F> {
     let (filters, positions) = (geometry.filters, geometry.positions());
-    let sample_in = geometry.sample_len().max(1);
-    let sample_out = (filters * positions).max(1);
+    let sample_in = geometry.sample_len();
+    let sample_out = filters * positions;
     let lowered = geometry.lowered_rows();
     let recompute = matches!(dy, ChunkGrad::FromOutput { .. });
     // Each sample's lowered matrix is built once, for the output made again and the weight
@@ -469,13 +472,13 @@ fn backward_chunk<F: Float>(
     let mut dw = wanted.w.then(|| Array2::zeros(w.raw_dim()));
     let mut db = wanted.b.then(|| Array1::zeros(filters));
 
-    for (s, x_n) in x_chunk.chunks(sample_in).enumerate() {
+    for (s, n) in samples.enumerate() {
         if let Some(cols) = &mut cols {
-            im2col(geometry, x_n, cols.as_mut_slice());
+            im2col(geometry, sample(x, sample_in, n), cols.as_mut_slice());
         }
         let dy_n: &[F] = match (&dy, &mut made, &cols) {
-            (ChunkGrad::Given(dy_chunk), _, _) => &dy_chunk[s * sample_out..(s + 1) * sample_out],
-            (ChunkGrad::FromOutput { first, bias, dy_of }, Some((y_n, dy_n)), Some(cols)) => {
+            (ChunkGrad::Given(dy), _, _) => sample(dy, sample_out, n),
+            (ChunkGrad::FromOutput { bias, dy_of }, Some((y_n, dy_n)), Some(cols)) => {
                 product(
                     geometry,
                     &w,
@@ -483,7 +486,7 @@ fn backward_chunk<F: Float>(
                     cols.as_slice(),
                     y_n.as_mut_slice(),
                 );
-                dy_of(first + s, y_n.as_slice(), dy_n.as_mut_slice());
+                dy_of(n, y_n.as_slice(), dy_n.as_mut_slice());
                 dy_n.as_slice()
             }
             _ => unreachable!("BUG: a recomputed output without its buffers"),

@@ -560,6 +560,27 @@ mod tests {
     }
 
     #[test]
+    fn no_input_channel_leaves_the_bias() {
+        // No input channel: every output is its filter's bias, db counts the outputs.
+        let mut tape = Tape::<f64>::new();
+        let x = tape.leaf(ArrayD::zeros(IxDyn(&[5, 0, 4, 4])), true);
+        let w = tape.leaf(ArrayD::zeros(IxDyn(&[2, 0, 3, 3])), true);
+        let b = tape.leaf(arr1(&[1.5, -2.0]).into_dyn(), true);
+        let y = tape.apply(conv(2, 3), &[&x, &w, &b]).unwrap();
+        assert_eq!(y.shape(), [5, 2, 2, 2]);
+        for (f, bias) in [(0, 1.5), (1, -2.0)] {
+            let maps = y.value().index_axis(ndarray::Axis(1), f);
+            assert!(maps.iter().all(|&v| v == bias), "{maps}");
+        }
+        let grads = tape
+            .backward_from(&y, ArrayD::ones(IxDyn(&[5, 2, 2, 2])))
+            .unwrap();
+        assert_eq!(values(grads.get(&b).unwrap()), [20.0, 20.0]);
+        assert_eq!(grads.get(&w).unwrap().len(), 0);
+        assert_eq!(grads.get(&x).unwrap().len(), 0);
+    }
+
+    #[test]
     fn padding_stride_and_dilation_by_hand() {
         let ones = kernel2([[1.0; 2]; 2]);
         // Padding 1, stride 2: the padded input is 5x5, OH = OW = (5 - 2) / 2 + 1 = 2. The
