@@ -237,7 +237,7 @@ impl OpType for GlobalMaxPool {
             ),
             // After a ReLU after a convolution (the fused op of the three), as `cnn-1` runs:
             // uniform draws make a tie or a map value within the step of 0 improbable.
-            crate::max_pool2d::conv_relu_case(
+            conv2d::conv_relu_case(
                 "after padded conv2d and relu",
                 Conv2d {
                     padding: Padding::All(2),

@@ -250,24 +250,6 @@ impl<F: Float> PoolAfterConv<F> for MaxPool2d {
     }
 }
 
-/// A gradient-check case of `pool(relu(conv(x)))` as one fused op, on `x` of shape `x`.
-pub(crate) fn conv_relu_case<P>(label: &str, conv: Conv2d, pool: P, x: &[usize]) -> GradcheckCase
-where
-    P: PoolAfterConv<f32> + PoolAfterConv<f64>,
-{
-    let u = Gen::uniform();
-    let (kh, kw) = conv.kernel.hw();
-    let weight = [conv.filters, x[1] / conv.groups, kh, kw];
-    let mut inputs = vec![
-        CaseInput::new("x", x, u),
-        CaseInput::new("weight", &weight, u),
-    ];
-    if conv.bias {
-        inputs.push(CaseInput::new("bias", &[conv.filters], u));
-    }
-    GradcheckCase::new(label, conv2d::ConvReluPool { conv, pool }, inputs)
-}
-
 impl OpType for MaxPool2d {
     const NAME: &'static str = "max_pool2d";
 
@@ -349,13 +331,13 @@ impl OpType for MaxPool2d {
             // After a ReLU after a convolution (the fused op of the three): the pooling
             // reads the conv's maps; uniform draws make a tie or a map value within the
             // finite-difference step of 0 improbable.
-            conv_relu_case(
+            conv2d::conv_relu_case(
                 "after conv2d and relu",
                 Conv2d::new(3, Pair::Both(3)),
                 pool(Pair::Both(2), None, Pair::Both(0)),
                 &[2, 2, 7, 7],
             ),
-            conv_relu_case(
+            conv2d::conv_relu_case(
                 "after padded conv2d and relu kernel 3 stride 2",
                 Conv2d {
                     padding: Padding::All(1),

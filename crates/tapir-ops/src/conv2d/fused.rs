@@ -24,7 +24,7 @@
 use std::sync::Arc;
 
 use ndarray::{ArrayD, ArrayViewD, IxDyn};
-use tapir_core::{Arity, BackwardCx, Float, Op, ParamSpec, Result};
+use tapir_core::{Arity, BackwardCx, Float, Gen, GradcheckCase, Op, ParamSpec, Result};
 
 use super::kernel::{self, Geometry, OutputGrad};
 use super::{Conv2d, bug};
@@ -172,4 +172,15 @@ impl<F: Float, P: PoolAfterConv<F>> Op<F> for ConvReluPool<P> {
         let pool = Op::<F>::flops(&self.pool, &[&maps]);
         conv.saturating_add(relu).saturating_add(pool)
     }
+}
+
+/// A gradient-check case of `pool(relu(conv(x)))` as the fused op, for input shape `x`: the
+/// consumers' `gradcheck_cases` carry them. Uniform draws make a tie between map values, or
+/// one within the finite-difference step of the ReLU's kink, improbable.
+pub(crate) fn conv_relu_case<P>(label: &str, conv: Conv2d, pool: P, x: &[usize]) -> GradcheckCase
+where
+    P: PoolAfterConv<f32> + PoolAfterConv<f64>,
+{
+    let inputs = conv.case_inputs(x, Gen::uniform());
+    GradcheckCase::new(label, ConvReluPool { conv, pool }, inputs)
 }

@@ -43,7 +43,7 @@ use tapir_core::{
 };
 
 use crate::shape::{self, Padding, PaddingKeyword, Pair};
-pub(crate) use fused::{ConvReluPool, PoolAfterConv, fuse_conv};
+pub(crate) use fused::{PoolAfterConv, conv_relu_case, fuse_conv};
 use kernel::{AxisGeometry, Geometry, OutputGrad, Wanted};
 
 /// `conv2d`: 2-D convolution, NCHW, with PyTorch's hyperparameters and defaults.
@@ -235,6 +235,21 @@ impl Conv2d {
         Ok((x, w, b))
     }
 
+    /// Gradient-check inputs for input shape `x`: `x`, the weight and the bias (if any),
+    /// all drawn by `draw`.
+    pub(crate) fn case_inputs(&self, x: &[usize], draw: Gen) -> Vec<CaseInput> {
+        let (kh, kw) = self.kernel.hw();
+        let weight = [self.filters, x[1] / self.groups, kh, kw];
+        let mut inputs = vec![
+            CaseInput::new("x", x, draw),
+            CaseInput::new("weight", &weight, draw),
+        ];
+        if self.bias {
+            inputs.push(CaseInput::new("bias", &[self.filters], draw));
+        }
+        inputs
+    }
+
     /// The gradients of every input that needs one, from `dy`.
     fn gradients<F: Float>(
         &self,
@@ -375,15 +390,7 @@ impl OpType for Conv2d {
         let u = Gen::uniform();
         let conv = |filters, kernel| Conv2d::new(filters, kernel);
         let case = |label: &str, op: Conv2d, x: &[usize]| {
-            let (kh, kw) = op.kernel.hw();
-            let weight = [op.filters, x[1] / op.groups, kh, kw];
-            let mut inputs = vec![
-                CaseInput::new("x", x, u),
-                CaseInput::new("weight", &weight, u),
-            ];
-            if op.bias {
-                inputs.push(CaseInput::new("bias", &[op.filters], u));
-            }
+            let inputs = op.case_inputs(x, u);
             GradcheckCase::new(label, op, inputs)
         };
         vec![
