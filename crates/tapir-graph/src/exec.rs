@@ -18,9 +18,9 @@ use crate::schema::Init;
 ///
 /// [`Network::new`] fuses where an op offers it ([`Op::fused_after`]): a node whose output
 /// only one other node reads, and which is not an output, can run inside that node (a `Relu`
-/// before a `MaxPool2d`, and the `Conv2d` before that `Relu`). The results and gradients are the same bits; the fused node's own
-/// value is never made, so [`Forward::value`] has none for it. [`Network::unfused`] runs every
-/// node on its own, to read every value.
+/// before a `MaxPool2d`, and the `Conv2d` before that `Relu`). The results and gradients are
+/// the same bits; the fused node's own value is never made, so [`Forward::value`] has none
+/// for it. [`Network::unfused`] runs every node on its own, to read every value.
 #[derive(Debug, Clone)]
 pub struct Network<F: Float> {
     graph: Arc<Graph>,
