@@ -59,8 +59,8 @@ pub(crate) struct ConvReluPool<P> {
 /// bytes per map element in `f32`) and costs one more product (`2K` FLOPs per map element).
 /// At ~100 GFLOP/s and ~10 GB/s that pays below `K` = 80 or so. Measured on
 /// `graphs/cnn-2.ron`, batch 64, one thread, in alternating `tapir profile` runs: fusing
-/// `conv1` (`K` = 25) made the step 1.05-1.4x faster in five pairs; fusing `conv2` (`K` =
-/// 144) as well made it slower again, 1.02-1.14x in four pairs.
+/// `conv1` (`K` = 25) made the step 1.06-1.43x faster in five pairs; fusing `conv2` (`K` =
+/// 144) as well made it slower again, 1.03-1.14x in four pairs.
 pub(crate) const MAX_RECOMPUTED_FILTER: usize = 64;
 
 /// [`AfterReluOp::fused_after_relu`] for a pooling: the fused op when `producer` is a
