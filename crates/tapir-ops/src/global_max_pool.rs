@@ -14,6 +14,10 @@
 //! goes where it goes without the ReLU, and `relu` passes it on there; if `y = 0`, `relu(x)`
 //! is 0 all over the plane, its first pixel takes the pool's gradient and `relu` stops it
 //! (`x <= 0` there): nothing flows back. The same bits as the two ops one after the other.
+//!
+//! **After a ReLU after a `conv2d`** of short filters, the pooling also runs inside the
+//! convolution, sample by sample (`conv2d::ConvReluPool`, see `conv2d/fused.rs`), through
+//! the same plane-by-plane code as here.
 
 use std::sync::Arc;
 
