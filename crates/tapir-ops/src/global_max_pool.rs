@@ -25,44 +25,17 @@ use ndarray::{ArrayD, ArrayViewD};
 use serde::Deserialize;
 use tapir_core::{Arity, BackwardCx, CaseInput, Float, Gen, GradcheckCase, Op, OpType, Result};
 
-use crate::conv2d::{self, Conv2d, PoolAfterConv};
-use crate::pooling::{self, PlanePool};
-use crate::relu::{AfterRelu, AfterReluOp, fuse_after_relu, relu};
+use crate::conv2d::{self, Conv2d};
+use crate::pooling::{self, PlanePool, PlanePooling};
+use crate::relu::{AfterRelu, fuse_after_relu, relu};
 use crate::shape::{self, Padding, Pair};
 
 /// `global_max_pool`: the maximum of each channel plane. No hyperparameters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize)]
 pub struct GlobalMaxPool;
 
-impl GlobalMaxPool {
-    /// The planes of an input of shape `input`.
-    pub(crate) fn planes(&self, input: &[usize]) -> Result<GlobalPlanes> {
-        let (n, c, hw) = pooling::global_shape(Self::NAME, input)?;
-        Ok(GlobalPlanes { n, c, hw })
-    }
-
-    /// `global_max_pool(x)`, or `global_max_pool(relu(x))` with `after_relu`.
-    fn pool<F: Float>(&self, x: &ArrayViewD<F>, after_relu: bool) -> Result<ArrayD<F>> {
-        let planes = self.planes(x.shape())?;
-        pooling::pool_planes(Self::NAME, &planes, x, &[planes.n, planes.c], after_relu)
-    }
-
-    /// The gradient of [`GlobalMaxPool::pool`] for `x`; `cx.output` is its result.
-    fn pool_backward<F: Float>(
-        &self,
-        cx: &BackwardCx<F>,
-        after_relu: bool,
-    ) -> Result<Vec<Option<ArrayD<F>>>> {
-        let planes = self.planes(cx.inputs[0].shape())?;
-        let shape = [planes.n, planes.c];
-        pooling::unpool_planes(Self::NAME, &planes, cx, &shape, after_relu)
-    }
-}
-
-/// [`GlobalMaxPool`] over `n` samples of `c` planes of `hw` pixels.
+/// [`GlobalMaxPool`] over planes of `hw` pixels.
 pub(crate) struct GlobalPlanes {
-    n: usize,
-    c: usize,
     hw: usize,
 }
 
@@ -115,11 +88,11 @@ impl<F: Float> Op<F> for GlobalMaxPool {
     }
 
     fn forward(&self, inputs: &[ArrayViewD<F>]) -> Result<ArrayD<F>> {
-        self.pool(&inputs[0], false)
+        pooling::pool(self, &inputs[0], false)
     }
 
     fn backward(&self, cx: &BackwardCx<F>) -> Result<Vec<Option<ArrayD<F>>>> {
-        self.pool_backward(cx, false)
+        pooling::unpool(self, cx, false)
     }
 
     fn flops(&self, inputs: &[&[usize]]) -> u64 {
@@ -137,32 +110,14 @@ impl<F: Float> Op<F> for GlobalMaxPool {
     }
 }
 
-impl<F: Float> AfterReluOp<F> for GlobalMaxPool {
-    const FUSED_NAME: &'static str = "relu_global_max_pool";
-
-    fn forward_after_relu(&self, x: &ArrayViewD<F>) -> Result<ArrayD<F>> {
-        self.pool(x, true)
-    }
-
-    fn backward_after_relu(&self, cx: &BackwardCx<F>) -> Result<Vec<Option<ArrayD<F>>>> {
-        self.pool_backward(cx, true)
-    }
-
-    fn fused_after_relu(
-        &self,
-        producer: &dyn Op<F>,
-        producer_inputs: &[&[usize]],
-    ) -> Option<Arc<dyn Op<F>>> {
-        conv2d::fuse_conv(self, producer, producer_inputs)
-    }
-}
-
-impl<F: Float> PoolAfterConv<F> for GlobalMaxPool {
+impl<F: Float> PlanePooling<F> for GlobalMaxPool {
+    const RELU_FUSED_NAME: &'static str = "relu_global_max_pool";
     const CONV_FUSED_NAME: &'static str = "conv2d_relu_global_max_pool";
     type Planes = GlobalPlanes;
 
     fn planes(&self, input: &[usize]) -> Result<GlobalPlanes> {
-        self.planes(input)
+        let (_, _, hw) = pooling::global_shape(Self::NAME, input)?;
+        Ok(GlobalPlanes { hw })
     }
 }
 

@@ -34,9 +34,9 @@ use ndarray::{ArrayD, ArrayViewD};
 use serde::Deserialize;
 use tapir_core::{Arity, BackwardCx, CaseInput, Float, Gen, GradcheckCase, Op, OpType, Result};
 
-use crate::conv2d::{self, Conv2d, PoolAfterConv};
-use crate::pooling::{self, PlanePool, Window2d};
-use crate::relu::{AfterRelu, AfterReluOp, fuse_after_relu, relu};
+use crate::conv2d::{self, Conv2d};
+use crate::pooling::{self, PlanePool, PlanePooling, Window2d};
+use crate::relu::{AfterRelu, fuse_after_relu, relu};
 use crate::shape::{self, Padding, Pair};
 
 /// `max_pool2d`: the maximum of each `kernel` window, windows `stride` apart.
@@ -63,36 +63,6 @@ impl MaxPool2d {
             self.stride,
             self.padding,
         )
-    }
-}
-
-impl MaxPool2d {
-    /// The windows of an input of shape `input`, plane by plane.
-    pub(crate) fn planes(&self, input: &[usize]) -> Result<MaxPlanes> {
-        let g = self.window(input)?;
-        Ok(MaxPlanes {
-            windows: pooling::RowWindows::new(&g),
-            tiles_2x2: g.kernel == (2, 2) && g.stride == (2, 2) && g.padding == (0, 0),
-            g,
-        })
-    }
-
-    /// `max_pool2d(x)`, or `max_pool2d(relu(x))` with `after_relu`.
-    fn pool<F: Float>(&self, x: &ArrayViewD<F>, after_relu: bool) -> Result<ArrayD<F>> {
-        let planes = self.planes(x.shape())?;
-        let shape = planes.g.output_shape();
-        pooling::pool_planes(Self::NAME, &planes, x, &shape, after_relu)
-    }
-
-    /// The gradient of [`MaxPool2d::pool`] for `x`; `cx.output` is its result.
-    fn pool_backward<F: Float>(
-        &self,
-        cx: &BackwardCx<F>,
-        after_relu: bool,
-    ) -> Result<Vec<Option<ArrayD<F>>>> {
-        let planes = self.planes(cx.inputs[0].shape())?;
-        let shape = planes.g.output_shape();
-        pooling::unpool_planes(Self::NAME, &planes, cx, &shape, after_relu)
     }
 }
 
@@ -200,11 +170,11 @@ impl<F: Float> Op<F> for MaxPool2d {
     }
 
     fn forward(&self, inputs: &[ArrayViewD<F>]) -> Result<ArrayD<F>> {
-        self.pool(&inputs[0], false)
+        pooling::pool(self, &inputs[0], false)
     }
 
     fn backward(&self, cx: &BackwardCx<F>) -> Result<Vec<Option<ArrayD<F>>>> {
-        self.pool_backward(cx, false)
+        pooling::unpool(self, cx, false)
     }
 
     fn flops(&self, inputs: &[&[usize]]) -> u64 {
@@ -225,32 +195,18 @@ impl<F: Float> Op<F> for MaxPool2d {
     }
 }
 
-impl<F: Float> AfterReluOp<F> for MaxPool2d {
-    const FUSED_NAME: &'static str = "relu_max_pool2d";
-
-    fn forward_after_relu(&self, x: &ArrayViewD<F>) -> Result<ArrayD<F>> {
-        self.pool(x, true)
-    }
-
-    fn backward_after_relu(&self, cx: &BackwardCx<F>) -> Result<Vec<Option<ArrayD<F>>>> {
-        self.pool_backward(cx, true)
-    }
-
-    fn fused_after_relu(
-        &self,
-        producer: &dyn Op<F>,
-        producer_inputs: &[&[usize]],
-    ) -> Option<Arc<dyn Op<F>>> {
-        conv2d::fuse_conv(self, producer, producer_inputs)
-    }
-}
-
-impl<F: Float> PoolAfterConv<F> for MaxPool2d {
+impl<F: Float> PlanePooling<F> for MaxPool2d {
+    const RELU_FUSED_NAME: &'static str = "relu_max_pool2d";
     const CONV_FUSED_NAME: &'static str = "conv2d_relu_max_pool2d";
     type Planes = MaxPlanes;
 
     fn planes(&self, input: &[usize]) -> Result<MaxPlanes> {
-        self.planes(input)
+        let g = self.window(input)?;
+        Ok(MaxPlanes {
+            windows: pooling::RowWindows::new(&g),
+            tiles_2x2: g.kernel == (2, 2) && g.stride == (2, 2) && g.padding == (0, 0),
+            g,
+        })
     }
 }
 
@@ -713,7 +669,7 @@ mod tests {
         })
         .into_dyn();
         for after_relu in [false, true] {
-            let y = op.pool(&x.view(), after_relu).unwrap();
+            let y = pooling::pool(&op, &x.view(), after_relu).unwrap();
             let needs_grad = [true];
             let cx = BackwardCx {
                 inputs: &[x.view()],
@@ -721,8 +677,7 @@ mod tests {
                 output_grad: dy.view(),
                 needs_grad: &needs_grad,
             };
-            let dx = op
-                .pool_backward(&cx, after_relu)
+            let dx = pooling::unpool(&op, &cx, after_relu)
                 .unwrap()
                 .remove(0)
                 .unwrap();

@@ -3,12 +3,15 @@
 //! once per `[H, W]` plane, on rayon's threads when the work pays for them.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use ndarray::{ArrayD, ArrayViewD, CowArray, IxDyn};
 use rayon::prelude::*;
 use serde::{Deserialize, Deserializer};
-use tapir_core::{BackwardCx, Error, Float, Result};
+use tapir_core::{BackwardCx, Error, Float, Op, Result};
 
+use crate::conv2d;
+use crate::relu::AfterReluOp;
 use crate::shape::{self, Pair};
 
 /// The layout every pooling op takes, as named in rank errors.
@@ -413,6 +416,65 @@ pub(crate) trait PlanePool<F: Float>: Sync {
     /// Adds the gradient for input plane `x` into `dx` (zeros on entry), from the output
     /// plane `y` that [`PlanePool::forward_plane`] made and its gradient `dy`.
     fn backward_plane(&self, x: &[F], y: &[F], dy: &[F], dx: &mut [F], after_relu: bool);
+}
+
+/// A pooling op described by its planes ([`PlanePool`]): what the max poolings implement.
+/// From it come their forward and backward ([`pool`], [`unpool`]), their form after a ReLU
+/// (the [`AfterReluOp`] impl below) and their form after a ReLU after a convolution
+/// (`conv2d::ConvReluPool`), all through the same plane code, hence the same bits.
+pub(crate) trait PlanePooling<F: Float>: Op<F> + Clone + 'static {
+    /// The name of the op fused with a ReLU before it (`"relu_max_pool2d"`).
+    const RELU_FUSED_NAME: &'static str;
+    /// The name of the op fused with a convolution and a ReLU before it
+    /// (`"conv2d_relu_max_pool2d"`).
+    const CONV_FUSED_NAME: &'static str;
+    /// The planes of one input shape.
+    type Planes: PlanePool<F>;
+    /// The planes of an input of shape `input` `[N, C, H, W]`, or its shape error.
+    fn planes(&self, input: &[usize]) -> Result<Self::Planes>;
+}
+
+/// `op(x)`, or `op(relu(x))` with `after_relu`.
+pub(crate) fn pool<F: Float>(
+    op: &impl PlanePooling<F>,
+    x: &ArrayViewD<F>,
+    after_relu: bool,
+) -> Result<ArrayD<F>> {
+    let planes = op.planes(x.shape())?;
+    let shape = op.output_shape(&[x.shape()])?;
+    pool_planes(op.name(), &planes, x, &shape, after_relu)
+}
+
+/// The input gradient of [`pool`]; `cx.output` is its result.
+pub(crate) fn unpool<F: Float>(
+    op: &impl PlanePooling<F>,
+    cx: &BackwardCx<F>,
+    after_relu: bool,
+) -> Result<Vec<Option<ArrayD<F>>>> {
+    let input = cx.inputs.first().map(|x| x.shape()).unwrap_or_default();
+    let planes = op.planes(input)?;
+    let shape = op.output_shape(&[input])?;
+    unpool_planes(op.name(), &planes, cx, &shape, after_relu)
+}
+
+impl<F: Float, P: PlanePooling<F>> AfterReluOp<F> for P {
+    const FUSED_NAME: &'static str = P::RELU_FUSED_NAME;
+
+    fn forward_after_relu(&self, x: &ArrayViewD<F>) -> Result<ArrayD<F>> {
+        pool(self, x, true)
+    }
+
+    fn backward_after_relu(&self, cx: &BackwardCx<F>) -> Result<Vec<Option<ArrayD<F>>>> {
+        unpool(self, cx, true)
+    }
+
+    fn fused_after_relu(
+        &self,
+        producer: &dyn Op<F>,
+        producer_inputs: &[&[usize]],
+    ) -> Option<Arc<dyn Op<F>>> {
+        conv2d::fuse_conv(self, producer, producer_inputs)
+    }
 }
 
 /// The pooling `planes` of every plane of `x`, into an array of `shape`.

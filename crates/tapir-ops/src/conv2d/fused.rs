@@ -28,18 +28,7 @@ use tapir_core::{Arity, BackwardCx, Float, Gen, GradcheckCase, Op, ParamSpec, Re
 
 use super::kernel::{self, Geometry, OutputGrad};
 use super::{Conv2d, bug};
-use crate::pooling::{self, PlanePool};
-use crate::relu::AfterReluOp;
-
-/// A pooling that can run on a convolution's maps inside it, after a ReLU.
-pub(crate) trait PoolAfterConv<F: Float>: AfterReluOp<F> {
-    /// The fused op's name (`"conv2d_relu_max_pool2d"`).
-    const CONV_FUSED_NAME: &'static str;
-    /// The pooling's planes over one input shape.
-    type Planes: PlanePool<F>;
-    /// The planes of an input of shape `input` `[N, C, H, W]`, or its shape error.
-    fn planes(&self, input: &[usize]) -> Result<Self::Planes>;
-}
+use crate::pooling::{self, PlanePool, PlanePooling};
 
 /// `pool(relu(conv2d(x)))` in one pass over each sample. Not registered: networks build it
 /// through [`Op::fused_after`] (the pooling, having absorbed the ReLU, absorbs the
@@ -66,7 +55,7 @@ pub(crate) const MAX_RECOMPUTED_FILTER: usize = 64;
 /// [`AfterReluOp::fused_after_relu`] for a pooling: the fused op when `producer` is a
 /// [`Conv2d`] of filters no longer than [`MAX_RECOMPUTED_FILTER`] for its inputs
 /// `producer_inputs` (and a shape error keeps the ops apart: the network reports it).
-pub(crate) fn fuse_conv<F: Float, P: PoolAfterConv<F>>(
+pub(crate) fn fuse_conv<F: Float, P: PlanePooling<F>>(
     pool: &P,
     producer: &dyn Op<F>,
     producer_inputs: &[&[usize]],
@@ -86,7 +75,7 @@ impl<P> ConvReluPool<P> {
     /// The convolution's geometry, the pooling's planes over its maps, and the output shape.
     fn plan<F: Float>(&self, inputs: &[&[usize]]) -> Result<(Geometry, P::Planes, Vec<usize>)>
     where
-        P: PoolAfterConv<F>,
+        P: PlanePooling<F>,
     {
         let g = self.conv.geometry(inputs)?;
         let maps = [g.batch, g.filters, g.height.output, g.width.output];
@@ -96,7 +85,7 @@ impl<P> ConvReluPool<P> {
     }
 }
 
-impl<F: Float, P: PoolAfterConv<F>> Op<F> for ConvReluPool<P> {
+impl<F: Float, P: PlanePooling<F>> Op<F> for ConvReluPool<P> {
     fn name(&self) -> &'static str {
         P::CONV_FUSED_NAME
     }
@@ -179,7 +168,7 @@ impl<F: Float, P: PoolAfterConv<F>> Op<F> for ConvReluPool<P> {
 /// one within the finite-difference step of the ReLU's kink, improbable.
 pub(crate) fn conv_relu_case<P>(label: &str, conv: Conv2d, pool: P, x: &[usize]) -> GradcheckCase
 where
-    P: PoolAfterConv<f32> + PoolAfterConv<f64>,
+    P: PlanePooling<f32> + PlanePooling<f64>,
 {
     let inputs = conv.case_inputs(x, Gen::uniform());
     GradcheckCase::new(label, ConvReluPool { conv, pool }, inputs)

@@ -43,7 +43,7 @@ use tapir_core::{
 };
 
 use crate::shape::{self, Padding, PaddingKeyword, Pair};
-pub(crate) use fused::{PoolAfterConv, conv_relu_case, fuse_conv};
+pub(crate) use fused::{conv_relu_case, fuse_conv};
 use kernel::{AxisGeometry, Geometry, OutputGrad, Wanted};
 
 /// `conv2d`: 2-D convolution, NCHW, with PyTorch's hyperparameters and defaults.
