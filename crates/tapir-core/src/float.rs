@@ -5,11 +5,13 @@ use std::iter::Sum;
 
 use ndarray::{ArrayView2, ArrayViewMut2, NdFloat};
 
+use crate::lanes::Lanes;
+
 /// A floating-point element type: `f32` or `f64`.
 ///
 /// Every op is written once, generic over `Float`; the conversions below are the only
 /// way numbers cross between the two precisions.
-pub trait Float: NdFloat + Sum + Default + Debug + Display + Send + Sync + 'static {
+pub trait Float: NdFloat + Lanes + Sum + Default + Debug + Display + Send + Sync + 'static {
     /// Converts from `f64`, rounding to nearest where `Self` is narrower.
     fn from_f64(value: f64) -> Self;
     /// Converts to `f64` exactly.

@@ -14,6 +14,7 @@ mod error;
 mod float;
 mod gemm;
 pub mod gradcheck;
+pub mod lanes;
 mod limits;
 mod op;
 mod pool;

@@ -28,6 +28,7 @@ use ndarray::{
 use rayon::prelude::*;
 use tapir_core::Float;
 
+use super::direct::{self, Direct};
 use super::scratch::Buffer;
 
 /// Samples per parallel task. Fixed, not derived from the thread count: the chunks decide
@@ -118,7 +119,7 @@ impl Geometry {
         g * self.filters_per_group()..(g + 1) * self.filters_per_group()
     }
     /// `C*H*W`: elements of one input sample.
-    fn sample_len(&self) -> usize {
+    pub(crate) fn sample_len(&self) -> usize {
         self.channels * self.height.input * self.width.input
     }
     /// `C*kh*kw`: rows of `cols`, all groups.
@@ -339,26 +340,34 @@ pub(crate) fn forward_samples<F: Float>(
     // Every element is written below: by `product`, or by `finish`.
     let mut out = tapir_core::buffers::for_overwrite(geometry.batch * sample_out);
     let lowered = geometry.lowered_rows();
+    let direct = Direct::new(geometry, &w);
+    let bias = direct.as_ref().and(b.as_ref()).map(|b| b.to_vec());
     out.par_chunks_mut(SAMPLES_PER_CHUNK * sample_out.max(1))
         .enumerate()
         .for_each(|(chunk, out_chunk)| {
-            let mut cols = Buffer::take(lowered * positions);
+            let mut cols = direct.is_none().then(|| Buffer::take(lowered * positions));
+            let mut padded = None;
+            let mut convolve = |x_n: &[F], y_n: &mut [F]| match (&direct, &mut cols) {
+                (Some(direct), _) => {
+                    let x_pad = direct::padded_input(direct, x_n, &mut padded);
+                    direct.forward(x_pad, bias.as_deref(), y_n);
+                }
+                (None, Some(cols)) => {
+                    im2col(geometry, x_n, cols.as_mut_slice());
+                    product(geometry, &w, b.as_ref(), cols.as_slice(), y_n);
+                }
+                (None, None) => unreachable!("BUG: the GEMM route without its buffer"),
+            };
             let mut y = finish.map(|_| Buffer::take(filters * positions));
             let out_samples = out_chunk.chunks_mut(sample_out.max(1));
             for (n, out_n) in chunk_samples(geometry.batch, chunk).zip(out_samples) {
-                im2col(geometry, sample(&x, sample_in, n), cols.as_mut_slice());
+                let x_n = sample(&x, sample_in, n);
                 match (&mut y, finish) {
                     (Some(y_n), Some((_, finish))) => {
-                        product(
-                            geometry,
-                            &w,
-                            b.as_ref(),
-                            cols.as_slice(),
-                            y_n.as_mut_slice(),
-                        );
+                        convolve(x_n, y_n.as_mut_slice());
                         finish(y_n.as_slice(), out_n);
                     }
-                    _ => product(geometry, &w, b.as_ref(), cols.as_slice(), out_n),
+                    _ => convolve(x_n, out_n),
                 }
             }
         });
@@ -437,6 +446,7 @@ pub(crate) fn backward<F: Float>(
         };
         tasks.push((samples, dx_chunk));
     }
+    let direct = Direct::new(geometry, &w);
     // An indexed parallel iterator collects in task order, whatever thread ran each task.
     let partials: Vec<Partial<F>> = tasks
         .into_par_iter()
@@ -448,7 +458,16 @@ pub(crate) fn backward<F: Float>(
                 }
                 (None, OutputGrad::Given(_)) => unreachable!("BUG: a given dy not read"),
             };
-            backward_chunk(geometry, &x, w, wanted, samples, dx_chunk, dy)
+            backward_chunk(
+                geometry,
+                direct.as_ref(),
+                &x,
+                w,
+                wanted,
+                samples,
+                dx_chunk,
+                dy,
+            )
         })
         .collect();
 
@@ -486,8 +505,10 @@ enum ChunkGrad<'a, F: Float> {
 /// by sample: writes their part of `dx` and returns the chunk's partial `dw` and `db`. Each
 /// gradient adds the samples in order, so the sums are those of any other order of the
 /// loops.
+#[allow(clippy::too_many_arguments)] // each is one piece of the chunk's work
 fn backward_chunk<F: Float>(
     geometry: &Geometry,
+    direct: Option<&Direct<F>>,
     x: &[F],
     w: ArrayView2<F>,
     wanted: Wanted,
@@ -500,28 +521,49 @@ fn backward_chunk<F: Float>(
     let sample_out = filters * positions;
     let lowered = geometry.lowered_rows();
     let recompute = matches!(dy, ChunkGrad::FromOutput { .. });
+    let bias = match &dy {
+        ChunkGrad::FromOutput { bias: Some(b), .. } => Some(b.to_vec()),
+        _ => None,
+    };
+    // The direct kernel makes the output again and the weight gradient; the input gradient
+    // stays a product and `col2im` (see `direct.rs` for why).
+    let gemm = direct.is_none();
     // Each sample's lowered matrix is built once, for the output made again and the weight
     // gradient, while it stays in cache for both products.
-    let mut cols = (wanted.w || recompute).then(|| Buffer::take(lowered * positions));
+    let mut cols = (gemm && (wanted.w || recompute)).then(|| Buffer::take(lowered * positions));
     let mut dcols = wanted.x.then(|| Buffer::take(lowered * positions));
+    let mut padded = None;
     let mut made = recompute.then(|| (Buffer::take(sample_out), Buffer::take(sample_out)));
     let mut dw = wanted.w.then(|| Array2::zeros(w.raw_dim()));
     let mut db = wanted.b.then(|| Array1::zeros(filters));
 
     for (s, n) in samples.enumerate() {
+        let x_n = sample(x, sample_in, n);
+        let x_pad = match direct {
+            Some(direct) if wanted.w || recompute => {
+                Some(direct::padded_input(direct, x_n, &mut padded))
+            }
+            _ => None,
+        };
         if let Some(cols) = &mut cols {
-            im2col(geometry, sample(x, sample_in, n), cols.as_mut_slice());
+            im2col(geometry, x_n, cols.as_mut_slice());
         }
-        let dy_n: &[F] = match (&dy, &mut made, &cols) {
-            (ChunkGrad::Given(dy), _, _) => sample(dy, sample_out, n),
-            (ChunkGrad::FromOutput { bias, dy_of }, Some((y_n, dy_n)), Some(cols)) => {
-                product(
-                    geometry,
-                    &w,
-                    bias.as_ref(),
-                    cols.as_slice(),
-                    y_n.as_mut_slice(),
-                );
+        let dy_n: &[F] = match (&dy, &mut made) {
+            (ChunkGrad::Given(dy), _) => sample(dy, sample_out, n),
+            (ChunkGrad::FromOutput { bias: b, dy_of }, Some((y_n, dy_n))) => {
+                match (direct, x_pad, &cols) {
+                    (Some(direct), Some(x_pad), _) => {
+                        direct.forward(x_pad, bias.as_deref(), y_n.as_mut_slice());
+                    }
+                    (None, _, Some(cols)) => product(
+                        geometry,
+                        &w,
+                        b.as_ref(),
+                        cols.as_slice(),
+                        y_n.as_mut_slice(),
+                    ),
+                    _ => unreachable!("BUG: a recomputed output without its input"),
+                }
                 dy_of(n, y_n.as_slice(), dy_n.as_mut_slice());
                 dy_n.as_slice()
             }
@@ -532,6 +574,13 @@ fn backward_chunk<F: Float>(
             for (db_f, dy_f) in db.iter_mut().zip(dy_n.chunks(positions.max(1))) {
                 *db_f += sum(dy_f);
             }
+        }
+        if let (Some(dw), Some(direct), Some(x_pad)) = (&mut dw, direct, x_pad) {
+            // `Array2::zeros` is in standard layout, so this is its whole buffer.
+            let dw = dw
+                .as_slice_mut()
+                .unwrap_or_else(|| panic!("BUG: a weight gradient not in standard layout"));
+            direct.weight_grad(x_pad, dy_n, dw);
         }
         let dy_n = matrix(dy_n, filters, positions);
         if let (Some(dw), Some(cols)) = (&mut dw, &cols) {

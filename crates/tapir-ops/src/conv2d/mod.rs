@@ -29,6 +29,7 @@
 //! `fused.rs` holds `conv2d` with a ReLU and a max pooling after it, one op that networks
 //! build for short filters (see its doc).
 
+mod direct;
 mod fused;
 mod kernel;
 mod scratch;
