@@ -219,7 +219,7 @@ impl<F: Float> WithSimd for Correlate<'_, F> {
     #[inline(always)]
     fn with_simd<S: Simd>(mut self, simd: S) {
         // The common filter widths get their own code, with the loop over a filter row
-        // unrolled (1.?x faster on W2).
+        // unrolled and its loads scheduled together; other widths loop.
         match self.kernel.1 {
             3 => self.all_filters::<S, 3>(simd),
             5 => self.all_filters::<S, 5>(simd),

@@ -13,6 +13,10 @@
 //! chunk order. The
 //! chunks do not depend on the thread count, so neither does any bit of the result.
 //!
+//! Convolutions with few input channels take the direct kernel of [`direct`](super::direct)
+//! for the output (and the output made again) and the weight gradient, sample by sample in
+//! the same chunks; the input gradient is always `dcols` and `col2im`.
+//!
 //! Everything works on row-major slices (the inputs are made standard-layout once), and
 //! the lowered matrices live in per-thread buffers ([`scratch`](super::scratch)) that
 //! outlive the call.

@@ -26,6 +26,10 @@
 //! `dcols_g = W_g^T dy_g`, which `col2im` adds back onto `dL/dx`. The batch is split into
 //! fixed chunks across threads; results are bit-identical whatever the thread count.
 //!
+//! With 1 to 4 input channels per group, stride 1 and dilation 1 (a network's first layer),
+//! `direct.rs` computes the output and the weight gradient from the sums above on SIMD
+//! vectors instead, with no lowered matrix (see its doc).
+//!
 //! `fused.rs` holds `conv2d` with a ReLU and a max pooling after it, one op that networks
 //! build for short filters (see its doc).
 
