@@ -1,8 +1,8 @@
 //! SIMD vectors of a [`Float`](crate::Float), for kernels that a matrix product does not fit.
 //!
 //! A kernel written against [`Lanes`] is generic over the element type and over
-//! [`pulp::Simd`], the instruction set `pulp` picks at run time (AVX2 with FMA on most
-//! x86-64 machines, NEON on aarch64, one lane elsewhere). Run it through
+//! [`pulp::Simd`], the instruction set `pulp` picks at run time (AVX-512, or AVX2 with FMA,
+//! on x86-64; NEON on aarch64; one lane elsewhere). Run it through
 //! [`pulp::Arch::dispatch`] with a type that implements [`pulp::WithSimd`], every function it
 //! calls `#[inline(always)]`: the code is then compiled once per instruction set, and the
 //! vectors below become single instructions. (A closure handed to `dispatch` is not

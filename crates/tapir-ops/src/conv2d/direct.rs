@@ -19,10 +19,13 @@
 //! - the weight gradient as one dot product per tap (`WeightGrad`):
 //!   `dw[f,c,p,q] += sum_{i,j} dy_n[f,i,j] x_pad[c,i+p,j+q]`, a vector of a row at a time.
 //!
-//! The input gradient stays `dcols = W^T dy` and `col2im`: as a correlation of `dy` with
-//! the turned filters it has one output channel, so a tile shares each loaded vector with
-//! one filter instead of 4, and it measured slower than the product on W2 (a network's
-//! first layer needs no input gradient anyway).
+//! The input gradient stays `dcols = W^T dy` and `col2im`. As a correlation of `dy` (padded
+//! by `kh-1`) with the filters turned by 180 degrees it has one output channel, so a tile
+//! shares each loaded vector with one filter instead of 4: that measured slower than the
+//! product on W2, and a version with tiles of 4 output rows (each loaded vector feeding up
+//! to `kh` of them) measured the same (backward over forward time 1.91 against 1.89, the
+//! fastest of 40 calls, four alternating runs). A network's first layer needs no input
+//! gradient anyway.
 //!
 //! Every sum runs in a fixed order (taps in `(c,p,q)` order onto the bias, a dot product's
 //! vectors in row order and its lanes as `pulp` adds them), one sample at a time, so the
@@ -37,11 +40,15 @@ use super::kernel::{AxisGeometry, Geometry};
 use super::scratch::Buffer;
 
 /// Input channels per group up to which the direct kernel runs: a first layer's 1 or 3
-/// channels. (The GEMM route wins once the filters are long; see `kernel.rs`.)
+/// channels. A choice, not a measured threshold: the workloads have 1 channel (W2, the
+/// CNNs' first layers, measured faster here) or 16 (W1 and the second layers, left to the
+/// product, which runs them at 50-60 GFLOP/s).
 pub(crate) const MAX_DIRECT_CHANNELS: usize = 4;
 
 /// Filters per register tile in the correlation; times [`TILE_VECTORS`], the accumulators
-/// (12 of the 16 vector registers of AVX2, the other 4 for the inputs and a weight).
+/// (12 of the 16 vector registers of AVX2; the rest hold the inputs and a weight). Tiles of
+/// 8 filters with AVX-512's 32 registers measured slower on W2's forward (the fastest of 40
+/// calls 4.0-5.1 against 3.5-3.9 ms, three alternating runs).
 const TILE_FILTERS: usize = 4;
 /// Vectors of one output row per register tile in the correlation.
 const TILE_VECTORS: usize = 3;
@@ -105,8 +112,7 @@ impl<F: Float> Direct<F> {
         self.geometry.channels * rows * columns
     }
 
-    /// Whether the padded input differs from the input: padding on some side, or input rows
-    /// or columns that no window reads.
+    /// Whether the input has padding on some side, so that its padded plane is larger.
     fn pads(&self) -> bool {
         let (height, width) = (&self.geometry.height, &self.geometry.width);
         (height.pad_before, width.pad_before) != (0, 0)
@@ -247,9 +253,9 @@ impl<F: Float> Correlate<'_, F> {
 
     /// Filters `first..first+FB`, a tile of [`TILE_VECTORS`] vectors at a time along each
     /// output row, the rest of the row a vector at a time. The last vector ends at the row's
-    /// end, overlapping the one before rather than loading part of a vector (a masked load is
-    /// a call in `pulp`); the outputs it computes twice come out the same both times, lane by
-    /// lane the same operations in the same order.
+    /// end, overlapping the one before, rather than loading and storing part of a vector
+    /// (masked, dearer than whole ones); the outputs it computes twice come out the same
+    /// both times, lane by lane the same operations in the same order.
     #[inline(always)]
     fn filter_block<S: Simd, const FB: usize, const KW: usize>(&mut self, simd: S, first: usize) {
         let (kh, kw) = self.kernel;
@@ -388,8 +394,8 @@ impl<F: Float> WeightGrad<'_, F> {
     /// products in registers over every output row, their lanes added at the end.
     ///
     /// A row's last vector ends at the row's end and overlaps the one before; only its
-    /// lanes past that one add to the sums (a masked load is a call in `pulp`, a masked
-    /// add is not). A row shorter than a vector is loaded in part.
+    /// lanes past that one add to the sums (a masked select, cheaper than a masked load). A
+    /// row shorter than a vector is loaded in part.
     #[inline(always)]
     fn tile<S: Simd, const FB: usize, const QN: usize>(
         &mut self,

@@ -345,6 +345,7 @@ pub(crate) fn forward_samples<F: Float>(
     let mut out = tapir_core::buffers::for_overwrite(geometry.batch * sample_out);
     let lowered = geometry.lowered_rows();
     let direct = Direct::new(geometry, &w);
+    // The direct kernel reads the bias as a slice.
     let bias = direct.as_ref().and(b.as_ref()).map(|b| b.to_vec());
     out.par_chunks_mut(SAMPLES_PER_CHUNK * sample_out.max(1))
         .enumerate()
@@ -525,8 +526,9 @@ fn backward_chunk<F: Float>(
     let sample_out = filters * positions;
     let lowered = geometry.lowered_rows();
     let recompute = matches!(dy, ChunkGrad::FromOutput { .. });
-    let bias = match &dy {
-        ChunkGrad::FromOutput { bias: Some(b), .. } => Some(b.to_vec()),
+    // The direct kernel reads the bias of the output it makes again as a slice.
+    let bias = match (&dy, direct) {
+        (ChunkGrad::FromOutput { bias: Some(b), .. }, Some(_)) => Some(b.to_vec()),
         _ => None,
     };
     // The direct kernel makes the output again and the weight gradient; the input gradient
