@@ -142,20 +142,29 @@ impl<F: Float> Direct<F> {
         scratch
     }
 
+    /// Group `group`'s channels of `x_pad`, from [`Self::padded`].
+    fn group_planes<'a>(&self, x_pad: &'a [F], group: usize) -> Planes<'a, F> {
+        let g = &self.geometry;
+        let (rows, columns) = self.padded_plane();
+        let channels = g.channels_per_group();
+        let len = channels * rows * columns;
+        Planes {
+            data: &x_pad[group * len..(group + 1) * len],
+            rows,
+            columns,
+            channels,
+            kernel: (g.height.kernel, g.width.kernel),
+        }
+    }
+
     /// `y_n [F, OH, OW] = b + w * x_pad`, overwritten; `x_pad` from [`Self::padded`].
     pub(crate) fn forward(&self, x_pad: &[F], bias: Option<&[F]>, y_n: &mut [F]) {
         let g = &self.geometry;
-        let (rows, columns) = self.padded_plane();
-        let (channels, filters) = (g.channels_per_group(), g.filters_per_group());
-        let (input_len, output_len) = (channels * rows * columns, filters * g.positions());
+        let filters = g.filters_per_group();
+        let (taps_len, output_len) = (filters * g.patch_len(), filters * g.positions());
         for group in 0..g.groups {
-            let taps_len = filters * g.patch_len();
             self.arch.dispatch(Correlate {
-                input: &x_pad[group * input_len..(group + 1) * input_len],
-                rows,
-                columns,
-                channels,
-                kernel: (g.height.kernel, g.width.kernel),
+                input: self.group_planes(x_pad, group),
                 taps: &self.taps[group * taps_len..(group + 1) * taps_len],
                 bias: bias.map(|b| &b[group * filters..(group + 1) * filters]),
                 output: &mut y_n[group * output_len..(group + 1) * output_len],
@@ -166,21 +175,43 @@ impl<F: Float> Direct<F> {
     /// `dw [F, C/G*kh*kw] += dy_n * x_pad`: one sample's share of the weight gradient.
     pub(crate) fn weight_grad(&self, x_pad: &[F], dy_n: &[F], dw: &mut [F]) {
         let g = &self.geometry;
-        let (rows, columns) = self.padded_plane();
-        let (channels, filters) = (g.channels_per_group(), g.filters_per_group());
-        let (input_len, output_len) = (channels * rows * columns, filters * g.positions());
-        let dw_len = filters * g.patch_len();
+        let filters = g.filters_per_group();
+        let (dw_len, output_len) = (filters * g.patch_len(), filters * g.positions());
         for group in 0..g.groups {
             self.arch.dispatch(WeightGrad {
-                input: &x_pad[group * input_len..(group + 1) * input_len],
-                rows,
-                columns,
-                channels,
-                kernel: (g.height.kernel, g.width.kernel),
+                input: self.group_planes(x_pad, group),
                 dy: &dy_n[group * output_len..(group + 1) * output_len],
                 dw: &mut dw[group * dw_len..(group + 1) * dw_len],
             });
         }
+    }
+}
+
+/// One group's channels of the padded input, `[channels, rows, columns]` row-major, read by
+/// `kh x kw` windows: `[rows-kh+1, columns-kw+1]` of them, one per output.
+#[derive(Clone, Copy)]
+struct Planes<'a, F> {
+    data: &'a [F],
+    rows: usize,
+    columns: usize,
+    channels: usize,
+    /// `(kh, kw)`.
+    kernel: (usize, usize),
+}
+
+impl<'a, F> Planes<'a, F> {
+    /// `[OH, OW]`: the windows along each axis.
+    fn outputs(&self) -> (usize, usize) {
+        (
+            self.rows + 1 - self.kernel.0,
+            self.columns + 1 - self.kernel.1,
+        )
+    }
+
+    /// Channel `c`'s row `r` from column `from`, `len` elements.
+    fn row(&self, c: usize, r: usize, from: usize, len: usize) -> &'a [F] {
+        let start = (c * self.rows + r) * self.columns + from;
+        &self.data[start..start + len]
     }
 }
 
@@ -204,18 +235,14 @@ fn embed<F: Float>(
 }
 
 /// `output[f] = bias[f] + sum_{c,p,q} taps[(c,p,q)][f] input[c, i+p, j+q]` over every
-/// `[rows-kh+1, columns-kw+1]` output position `(i,j)`: the valid cross-correlation of
-/// `input [channels, rows, columns]` with filters stored tap by tap.
+/// output position `(i,j)`: the valid cross-correlation of `input` with filters stored tap
+/// by tap.
 struct Correlate<'a, F> {
-    input: &'a [F],
-    rows: usize,
-    columns: usize,
-    channels: usize,
-    kernel: (usize, usize),
+    input: Planes<'a, F>,
     /// `[channels*kh*kw, filters]`.
     taps: &'a [F],
     bias: Option<&'a [F]>,
-    /// `[filters, rows-kh+1, columns-kw+1]`, overwritten.
+    /// `[filters, OH, OW]`, overwritten.
     output: &'a mut [F],
 }
 
@@ -226,7 +253,7 @@ impl<F: Float> WithSimd for Correlate<'_, F> {
     fn with_simd<S: Simd>(mut self, simd: S) {
         // The common filter widths get their own code, with the loop over a filter row
         // unrolled and its loads scheduled together; other widths loop.
-        match self.kernel.1 {
+        match self.input.kernel.1 {
             3 => self.all_filters::<S, 3>(simd),
             5 => self.all_filters::<S, 5>(simd),
             _ => self.all_filters::<S, 0>(simd),
@@ -236,11 +263,11 @@ impl<F: Float> WithSimd for Correlate<'_, F> {
 
 impl<F: Float> Correlate<'_, F> {
     /// Every filter, [`TILE_FILTERS`] at a time; the filter's width is `KW`, or
-    /// `self.kernel.1` when `KW` is 0.
+    /// `self.input.kernel.1` when `KW` is 0.
     #[inline(always)]
     fn all_filters<S: Simd, const KW: usize>(&mut self, simd: S) {
-        let (kh, kw) = self.kernel;
-        let filters = self.taps.len() / (self.channels * kh * kw).max(1);
+        let (kh, kw) = self.input.kernel;
+        let filters = self.taps.len() / (self.input.channels * kh * kw).max(1);
         let mut first = 0;
         while first + TILE_FILTERS <= filters {
             self.filter_block::<S, TILE_FILTERS, KW>(simd, first);
@@ -258,8 +285,7 @@ impl<F: Float> Correlate<'_, F> {
     /// both times, lane by lane the same operations in the same order.
     #[inline(always)]
     fn filter_block<S: Simd, const FB: usize, const KW: usize>(&mut self, simd: S, first: usize) {
-        let (kh, kw) = self.kernel;
-        let (out_rows, out_columns) = (self.rows + 1 - kh, self.columns + 1 - kw);
+        let (out_rows, out_columns) = self.input.outputs();
         let lanes = F::lanes::<S>();
         let tile = TILE_VECTORS * lanes;
         for i in 0..out_rows {
@@ -291,10 +317,11 @@ impl<F: Float> Correlate<'_, F> {
         j: usize,
         width: usize,
     ) {
-        let kh = self.kernel.0;
-        let kw = if KW == 0 { self.kernel.1 } else { KW };
-        let (out_rows, out_columns) = (self.rows + 1 - kh, self.columns + 1 - kw);
-        let filters = self.taps.len() / (self.channels * kh * kw);
+        let input = self.input;
+        let kh = input.kernel.0;
+        let kw = if KW == 0 { input.kernel.1 } else { KW };
+        let (out_rows, out_columns) = input.outputs();
+        let filters = self.taps.len() / (input.channels * kh * kw);
         let lanes = F::lanes::<S>();
         let lane_count = |v: usize| width.saturating_sub(v * lanes).min(lanes);
         let mut acc = [[F::splat(simd, F::zero()); JV]; FB];
@@ -305,10 +332,9 @@ impl<F: Float> Correlate<'_, F> {
         }
         // The taps run in (c, p, q) order, `filters` weights apart.
         let mut tap = first;
-        for c in 0..self.channels {
+        for c in 0..input.channels {
             for p in 0..kh {
-                let row = (c * self.rows + i + p) * self.columns + j;
-                let row = &self.input[row..row + width + kw - 1];
+                let row = input.row(c, i + p, j, width + kw - 1);
                 for q in 0..kw {
                     let weights = &self.taps[tap..tap + FB];
                     tap += filters;
@@ -339,13 +365,8 @@ impl<F: Float> Correlate<'_, F> {
 
 /// `dw[f, (c,p,q)] += sum_{i,j} dy[f,i,j] input[c, i+p, j+q]` for every filter and tap.
 struct WeightGrad<'a, F> {
-    /// `[channels, rows, columns]`.
-    input: &'a [F],
-    rows: usize,
-    columns: usize,
-    channels: usize,
-    kernel: (usize, usize),
-    /// `[filters, rows-kh+1, columns-kw+1]`.
+    input: Planes<'a, F>,
+    /// `[filters, OH, OW]`.
     dy: &'a [F],
     /// `[filters, channels*kh*kw]`, added to.
     dw: &'a mut [F],
@@ -356,8 +377,8 @@ impl<F: Float> WithSimd for WeightGrad<'_, F> {
 
     #[inline(always)]
     fn with_simd<S: Simd>(mut self, simd: S) {
-        let (kh, kw) = self.kernel;
-        let filters = self.dw.len() / (self.channels * kh * kw).max(1);
+        let (kh, kw) = self.input.kernel;
+        let filters = self.dw.len() / (self.input.channels * kh * kw).max(1);
         let mut first = 0;
         while first + GRAD_FILTERS <= filters {
             self.filter_block::<S, GRAD_FILTERS>(simd, first);
@@ -373,8 +394,8 @@ impl<F: Float> WeightGrad<'_, F> {
     /// The taps of filters `first..first+FB`, [`GRAD_TAPS`] of a filter row at a time.
     #[inline(always)]
     fn filter_block<S: Simd, const FB: usize>(&mut self, simd: S, first: usize) {
-        let (kh, kw) = self.kernel;
-        for c in 0..self.channels {
+        let (kh, kw) = self.input.kernel;
+        for c in 0..self.input.channels {
             for p in 0..kh {
                 for q in (0..kw).step_by(GRAD_TAPS) {
                     // A constant count of taps per tile keeps its accumulators in registers.
@@ -405,8 +426,8 @@ impl<F: Float> WeightGrad<'_, F> {
         p: usize,
         first_q: usize,
     ) {
-        let (kh, kw) = self.kernel;
-        let (out_rows, out_columns) = (self.rows + 1 - kh, self.columns + 1 - kw);
+        let (kh, kw) = self.input.kernel;
+        let (out_rows, out_columns) = self.input.outputs();
         let positions = out_rows * out_columns;
         let lanes = F::lanes::<S>();
         let mut acc = [[F::splat(simd, F::zero()); QN]; FB];
@@ -417,8 +438,7 @@ impl<F: Float> WeightGrad<'_, F> {
             None
         };
         for i in 0..out_rows {
-            let row = (c * self.rows + i + p) * self.columns + first_q;
-            let x_row = &self.input[row..row + out_columns + QN - 1];
+            let x_row = self.input.row(c, i + p, first_q, out_columns + QN - 1);
             let dy_rows: [&[F]; FB] = std::array::from_fn(|fb| {
                 let start = (first + fb) * positions + i * out_columns;
                 &self.dy[start..start + out_columns]
@@ -459,7 +479,7 @@ impl<F: Float> WeightGrad<'_, F> {
                 None => {}
             }
         }
-        let patch = self.channels * kh * kw;
+        let patch = self.input.channels * kh * kw;
         for (fb, acc_f) in acc.iter().enumerate() {
             let t = (first + fb) * patch + (c * kh + p) * kw + first_q;
             for (dw, &a) in self.dw[t..t + QN].iter_mut().zip(acc_f) {
