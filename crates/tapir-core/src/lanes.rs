@@ -46,9 +46,9 @@ pub trait Lanes: Copy + 'static {
 
 /// The two impls differ only in the names of `pulp`'s functions.
 macro_rules! lanes_impl {
-    ($t:ty, $vector:ident, $lanes:ident, $as_simd:ident, $as_mut_simd:ident, $splat:ident, $partial_load:ident,
-     $partial_store:ident, $mul_add:ident, $reduce_sum:ident, $mask_between:ident, $select:ident,
-     $mask_int:ty) => {
+    ($t:ty, $vector:ident, $lanes:ident, $as_simd:ident, $as_mut_simd:ident, $splat:ident,
+     $partial_load:ident, $partial_store:ident, $mul_add:ident, $reduce_sum:ident,
+     $mask_between:ident, $select:ident, $mask_int:ty) => {
         impl Lanes for $t {
             type Vector<S: Simd> = S::$vector;
             #[inline(always)]

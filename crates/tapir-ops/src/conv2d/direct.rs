@@ -10,7 +10,8 @@
 //! filters, and writes each output once.
 //!
 //! Taken when every window is dense and one row apart (stride 1 and dilation 1 on both
-//! axes) and a group has 1 to [`MAX_DIRECT_CHANNELS`] input channels; other convolutions take the GEMM route of `kernel.rs`.
+//! axes) and a group has 1 to [`MAX_DIRECT_CHANNELS`] input channels; other convolutions
+//! take the GEMM route of `kernel.rs`.
 //!
 //! With stride and dilation 1, the padded input `x_pad` (the input with its padding
 //! written out; `x_n` itself when there is none) gives
