@@ -33,7 +33,7 @@
 //! bits do not depend on the thread count. They do depend on the instruction set (vector
 //! width, fused multiply-add), as the matrix product's do.
 
-use ndarray::ArrayView2;
+use ndarray::{ArrayView1, ArrayView2};
 use tapir_core::Float;
 use tapir_core::lanes::{Arch, Simd, WithSimd};
 
@@ -65,13 +65,20 @@ pub(crate) struct Direct<F: Float> {
     geometry: Geometry,
     /// Group `g`'s weights tap by tap: `taps[g][(c,p,q)][f] = w[g*F/G + f, (c,p,q)]`.
     taps: Vec<F>,
+    /// The bias `[F]`, if any, that the output starts from.
+    bias: Option<Vec<F>>,
     arch: Arch,
 }
 
 impl<F: Float> Direct<F> {
-    /// The direct kernel for `geometry` and the weight matrix `w [F, C/G*kh*kw]`, or `None`
-    /// when the convolution is not one it runs.
-    pub(crate) fn new(geometry: &Geometry, w: &ArrayView2<F>) -> Option<Self> {
+    /// The direct kernel for `geometry`, the weight matrix `w [F, C/G*kh*kw]` and the bias
+    /// `b [F]` (of the output, when it is made), or `None` when the convolution is not one it
+    /// runs.
+    pub(crate) fn new(
+        geometry: &Geometry,
+        w: &ArrayView2<F>,
+        b: Option<&ArrayView1<F>>,
+    ) -> Option<Self> {
         let dense = |axis: &AxisGeometry| axis.stride == 1 && axis.dilation == 1;
         // No input channel: the GEMM route writes the bias alone.
         let applies = (1..=MAX_DIRECT_CHANNELS).contains(&geometry.channels_per_group())
@@ -93,6 +100,7 @@ impl<F: Float> Direct<F> {
         Some(Direct {
             geometry: *geometry,
             taps,
+            bias: b.map(|b| b.to_vec()),
             arch: Arch::new(),
         })
     }
@@ -159,7 +167,7 @@ impl<F: Float> Direct<F> {
     }
 
     /// `y_n [F, OH, OW] = b + w * x_pad`, overwritten; `x_pad` from [`Self::padded`].
-    pub(crate) fn forward(&self, x_pad: &[F], bias: Option<&[F]>, y_n: &mut [F]) {
+    pub(crate) fn forward(&self, x_pad: &[F], y_n: &mut [F]) {
         let g = &self.geometry;
         let filters = g.filters_per_group();
         let (taps_len, output_len) = (filters * g.patch_len(), filters * g.positions());
@@ -167,7 +175,7 @@ impl<F: Float> Direct<F> {
             self.arch.dispatch(Correlate {
                 input: self.group_planes(x_pad, group),
                 taps: &self.taps[group * taps_len..(group + 1) * taps_len],
-                bias: bias.map(|b| &b[group * filters..(group + 1) * filters]),
+                bias: (self.bias.as_deref()).map(|b| &b[group * filters..(group + 1) * filters]),
                 output: &mut y_n[group * output_len..(group + 1) * output_len],
             });
         }
@@ -634,11 +642,13 @@ mod tests {
             let dw_expected: Vec<f64> =
                 dw_before.iter().zip(&dw_sums).map(|(a, b)| a + b).collect();
 
-            let direct = Direct::new(&g, &w.view()).expect("a case the direct kernel runs");
+            let b_view = ArrayView1::from(&b);
+            let direct =
+                Direct::new(&g, &w.view(), Some(&b_view)).expect("a case the direct kernel runs");
             let mut scratch = None;
             let x_pad = padded_input(&direct, &x, &mut scratch);
             let mut y = vec![f64::NAN; y_expected.len()];
-            direct.forward(x_pad, Some(&b), &mut y);
+            direct.forward(x_pad, &mut y);
             assert_close("y", case, &y, &y_expected, 1e-12);
             let mut dw = dw_before.clone();
             direct.weight_grad(x_pad, &dy, &mut dw);
@@ -647,12 +657,14 @@ mod tests {
             let narrow = |v: &[f64]| -> Vec<f32> { v.iter().map(|&v| v as f32).collect() };
             let wide = |v: &[f32]| -> Vec<f64> { v.iter().map(|&v| f64::from(v)).collect() };
             let w32 = w.mapv(|v| v as f32);
-            let direct = Direct::new(&g, &w32.view()).expect("a case the direct kernel runs");
             let (x32, b32, dy32) = (narrow(&x), narrow(&b), narrow(&dy));
+            let b32_view = ArrayView1::from(&b32);
+            let direct = Direct::new(&g, &w32.view(), Some(&b32_view))
+                .expect("a case the direct kernel runs");
             let mut scratch = None;
             let x_pad = padded_input(&direct, &x32, &mut scratch);
             let mut y = vec![f32::NAN; y_expected.len()];
-            direct.forward(x_pad, Some(&b32), &mut y);
+            direct.forward(x_pad, &mut y);
             assert_close("y (f32)", case, &wide(&y), &y_expected, 1e-5);
             let mut dw = narrow(&dw_before);
             direct.weight_grad(x_pad, &dy32, &mut dw);
@@ -666,9 +678,9 @@ mod tests {
         let g = geometry(&(1, 2, 1, [3, 20], [3, 3], [0, 0, 0, 0]));
         let w = Array2::from_elem((2, 9), 1.0);
         let x = vec![1.0; g.sample_len()];
-        let direct = Direct::new(&g, &w.view()).expect("a case the direct kernel runs");
+        let direct = Direct::new(&g, &w.view(), None).expect("a case the direct kernel runs");
         let mut y = vec![f64::NAN; g.filters * g.positions()];
-        direct.forward(&x, None, &mut y);
+        direct.forward(&x, &mut y);
         assert!(y.iter().all(|&y| y == 9.0), "{y:?}");
     }
 
@@ -677,7 +689,7 @@ mod tests {
     fn other_convolutions_are_not_direct() {
         let w = Array2::from_elem((2, 9), 1.0);
         let base = geometry(&(1, 2, 1, [8, 8], [3, 3], [0, 0, 0, 0]));
-        assert!(Direct::new(&base, &w.view()).is_some());
+        assert!(Direct::new(&base, &w.view(), None).is_some());
         let mut strided = base;
         strided.width.stride = 2;
         let mut dilated = base;
@@ -687,7 +699,7 @@ mod tests {
         let mut many = base;
         many.channels = MAX_DIRECT_CHANNELS + 1;
         for g in [strided, dilated, no_channel, many] {
-            assert!(Direct::new(&g, &w.view()).is_none(), "{g:?}");
+            assert!(Direct::new(&g, &w.view(), None).is_none(), "{g:?}");
         }
     }
 }

@@ -344,9 +344,7 @@ pub(crate) fn forward_samples<F: Float>(
     // Every element is written below: by `product`, or by `finish`.
     let mut out = tapir_core::buffers::for_overwrite(geometry.batch * sample_out);
     let lowered = geometry.lowered_rows();
-    let direct = Direct::new(geometry, &w);
-    // The direct kernel reads the bias as a slice.
-    let bias = direct.as_ref().and(b.as_ref()).map(|b| b.to_vec());
+    let direct = Direct::new(geometry, &w, b.as_ref());
     out.par_chunks_mut(SAMPLES_PER_CHUNK * sample_out.max(1))
         .enumerate()
         .for_each(|(chunk, out_chunk)| {
@@ -355,7 +353,7 @@ pub(crate) fn forward_samples<F: Float>(
             let mut convolve = |x_n: &[F], y_n: &mut [F]| match (&direct, &mut cols) {
                 (Some(direct), _) => {
                     let x_pad = direct::padded_input(direct, x_n, &mut padded);
-                    direct.forward(x_pad, bias.as_deref(), y_n);
+                    direct.forward(x_pad, y_n);
                 }
                 (None, Some(cols)) => {
                     im2col(geometry, x_n, cols.as_mut_slice());
@@ -451,7 +449,12 @@ pub(crate) fn backward<F: Float>(
         };
         tasks.push((samples, dx_chunk));
     }
-    let direct = Direct::new(geometry, &w);
+    // The bias of the output made again, for a fused convolution.
+    let bias = match &dy {
+        OutputGrad::FromOutput { bias, .. } => bias.as_ref(),
+        OutputGrad::Given(_) => None,
+    };
+    let direct = Direct::new(geometry, &w, bias);
     // An indexed parallel iterator collects in task order, whatever thread ran each task.
     let partials: Vec<Partial<F>> = tasks
         .into_par_iter()
@@ -526,11 +529,6 @@ fn backward_chunk<F: Float>(
     let sample_out = filters * positions;
     let lowered = geometry.lowered_rows();
     let recompute = matches!(dy, ChunkGrad::FromOutput { .. });
-    // The direct kernel reads the bias of the output it makes again as a slice.
-    let bias = match (&dy, direct) {
-        (ChunkGrad::FromOutput { bias: Some(b), .. }, Some(_)) => Some(b.to_vec()),
-        _ => None,
-    };
     // The direct kernel makes the output again and the weight gradient; the input gradient
     // stays a product and `col2im` (see `direct.rs` for why).
     let gemm = direct.is_none();
@@ -559,7 +557,7 @@ fn backward_chunk<F: Float>(
             (ChunkGrad::FromOutput { bias: b, dy_of }, Some((y_n, dy_n))) => {
                 match (direct, x_pad, &cols) {
                     (Some(direct), Some(x_pad), _) => {
-                        direct.forward(x_pad, bias.as_deref(), y_n.as_mut_slice());
+                        direct.forward(x_pad, y_n.as_mut_slice());
                     }
                     (None, _, Some(cols)) => product(
                         geometry,
