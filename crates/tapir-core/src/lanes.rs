@@ -25,6 +25,8 @@ pub trait Lanes: Copy + 'static {
     fn load<S: Simd>(simd: S, xs: &[Self]) -> Self::Vector<S>;
     /// The first `xs.len()` lanes (at most [`Self::lanes`]) of `v`, into `xs`.
     fn store<S: Simd>(simd: S, xs: &mut [Self], v: Self::Vector<S>);
+    /// `a + b` in each lane.
+    fn add_lanes<S: Simd>(simd: S, a: Self::Vector<S>, b: Self::Vector<S>) -> Self::Vector<S>;
     /// `a * b + c` in each lane, rounded once.
     fn mul_add_lanes<S: Simd>(
         simd: S,
@@ -47,7 +49,7 @@ pub trait Lanes: Copy + 'static {
 /// The two impls differ only in the names of `pulp`'s functions.
 macro_rules! lanes_impl {
     ($t:ty, $vector:ident, $lanes:ident, $as_simd:ident, $as_mut_simd:ident, $splat:ident,
-     $partial_load:ident, $partial_store:ident, $mul_add:ident, $reduce_sum:ident,
+     $partial_load:ident, $partial_store:ident, $add:ident, $mul_add:ident, $reduce_sum:ident,
      $mask_between:ident, $select:ident, $mask_int:ty) => {
         impl Lanes for $t {
             type Vector<S: Simd> = S::$vector;
@@ -77,6 +79,14 @@ macro_rules! lanes_impl {
                 } else {
                     simd.$partial_store(xs, v)
                 }
+            }
+            #[inline(always)]
+            fn add_lanes<S: Simd>(
+                simd: S,
+                a: Self::Vector<S>,
+                b: Self::Vector<S>,
+            ) -> Self::Vector<S> {
+                simd.$add(a, b)
             }
             #[inline(always)]
             fn mul_add_lanes<S: Simd>(
@@ -122,6 +132,7 @@ lanes_impl!(
     splat_f32s,
     partial_load_f32s,
     partial_store_f32s,
+    add_f32s,
     mul_add_f32s,
     reduce_sum_f32s,
     mask_between_m32s,
@@ -137,6 +148,7 @@ lanes_impl!(
     splat_f64s,
     partial_load_f64s,
     partial_store_f64s,
+    add_f64s,
     mul_add_f64s,
     reduce_sum_f64s,
     mask_between_m64s,
@@ -148,8 +160,8 @@ lanes_impl!(
 mod tests {
     use super::*;
 
-    /// Loads, stores, `mul_add_lanes` and the lane sum on whole and partial vectors, in whatever
-    /// instruction set this machine has.
+    /// Loads, stores, `add_lanes`, `mul_add_lanes` and the lane sum on whole and partial
+    /// vectors, in whatever instruction set this machine has.
     struct RoundTrip;
 
     impl WithSimd for RoundTrip {
@@ -160,22 +172,23 @@ mod tests {
             for len in 0..=lanes {
                 let xs: Vec<f64> = (1..=len).map(|i| i as f64).collect();
                 let v = f64::load(simd, &xs);
-                // 2 x + 1 in the loaded lanes, 1 in the zeroed ones.
+                // 2 x + 1.5 in the loaded lanes, 1.5 in the zeroed ones.
                 let (two, one) = (f64::splat(simd, 2.0), f64::splat(simd, 1.0));
                 let v = f64::mul_add_lanes(simd, two, v, one);
+                let v = f64::add_lanes(simd, v, f64::splat(simd, 0.5));
                 let mut out = vec![-1.0; lanes];
                 f64::store(simd, &mut out[..len], v);
                 let expected: Vec<f64> = (0..lanes)
                     .map(|i| {
                         if i < len {
-                            2.0 * (i + 1) as f64 + 1.0
+                            2.0 * (i + 1) as f64 + 1.5
                         } else {
                             -1.0
                         }
                     })
                     .collect();
                 assert_eq!(out, expected, "{len} of {lanes} lanes");
-                let total = (len * (len + 1) + len + (lanes - len)) as f64;
+                let total = (len * (len + 1) + len + (lanes - len)) as f64 + 0.5 * lanes as f64;
                 assert_eq!(f64::sum_lanes(simd, v), total, "{len} of {lanes} lanes");
             }
             for count in 0..=lanes {

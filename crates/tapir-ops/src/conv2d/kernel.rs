@@ -31,6 +31,7 @@ use ndarray::{
 };
 use rayon::prelude::*;
 use tapir_core::Float;
+use tapir_core::lanes::{Arch, Simd, WithSimd};
 
 use super::direct::{self, Direct};
 use super::scratch::Buffer;
@@ -185,32 +186,86 @@ fn im2col<F: Float>(geometry: &Geometry, x_n: &[F], cols: &mut [F]) {
 /// `dx_n[c, i*s_h + p*d_h - pad_top, j*s_w + q*d_w - pad_left]`, dropping what falls in the
 /// padding. Rows are visited in a fixed order, so overlapping windows sum the same way always.
 fn col2im<F: Float>(geometry: &Geometry, dcols: &[F], dx_n: &mut [F]) {
-    let (height, width) = (&geometry.height, &geometry.width);
-    let (kh, kw, ow) = (height.kernel, width.kernel, width.output);
-    let plane = height.input * width.input;
-    for row in 0..geometry.lowered_rows() {
-        let (c, p, q) = (row / (kh * kw), row / kw % kh, row % kw);
-        let (rows, columns) = (height.valid(p), width.valid(q));
-        if columns.is_empty() {
-            continue;
-        }
-        let start = row * geometry.positions();
-        let src = &dcols[start..start + geometry.positions()];
-        let dx_c = &mut dx_n[c * plane..(c + 1) * plane];
-        let first = width.input_position(columns.start, q);
-        for i in rows {
-            let to = height.input_position(i, p) * width.input + first;
-            let from = &src[i * ow + columns.start..i * ow + columns.end];
-            if width.stride == 1 {
-                // Two plain slices: a loop the compiler vectorises, which `step_by` prevents.
-                let taps = &mut dx_c[to..to + from.len()];
-                taps.iter_mut().zip(from).for_each(|(d, &s)| *d += s);
-            } else {
-                let taps = dx_c[to..].iter_mut().step_by(width.stride);
-                taps.zip(from).for_each(|(d, &s)| *d += s);
+    Arch::new().dispatch(Col2im {
+        geometry,
+        dcols,
+        dx_n,
+    })
+}
+
+/// [`col2im`] on SIMD vectors: with a stride of 1 along the width, each output row of a
+/// window adds to a run of `dx`, a vector at a time (left to the compiler, the loop ran on
+/// the baseline instruction set's 4 lanes: 8% of W1's forward+backward).
+struct Col2im<'a, F> {
+    geometry: &'a Geometry,
+    dcols: &'a [F],
+    dx_n: &'a mut [F],
+}
+
+impl<F: Float> WithSimd for Col2im<'_, F> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, simd: S) {
+        let Col2im {
+            geometry,
+            dcols,
+            dx_n,
+        } = self;
+        let (height, width) = (&geometry.height, &geometry.width);
+        let (kh, kw, ow) = (height.kernel, width.kernel, width.output);
+        let plane = height.input * width.input;
+        for row in 0..geometry.lowered_rows() {
+            let (c, p, q) = (row / (kh * kw), row / kw % kh, row % kw);
+            let (rows, columns) = (height.valid(p), width.valid(q));
+            if columns.is_empty() {
+                continue;
+            }
+            let start = row * geometry.positions();
+            let src = &dcols[start..start + geometry.positions()];
+            let dx_c = &mut dx_n[c * plane..(c + 1) * plane];
+            let first = width.input_position(columns.start, q);
+            for i in rows {
+                let to = height.input_position(i, p) * width.input + first;
+                let from = &src[i * ow + columns.start..i * ow + columns.end];
+                if width.stride == 1 {
+                    add_into(simd, &mut dx_c[to..to + from.len()], from);
+                } else {
+                    let taps = dx_c[to..].iter_mut().step_by(width.stride);
+                    taps.zip(from).for_each(|(d, &s)| *d += s);
+                }
             }
         }
     }
+}
+
+/// `dst += src`, element by element, a vector at a time. A run not a whole number of
+/// vectors ends on a vector that overlaps the one before, loaded before anything is stored,
+/// so that the lanes both cover get the same sum twice. (A masked load and store through
+/// `pulp` costs a call through a table; an overlapping load of what was just stored waits
+/// for the store: each of the two showed in the profile.)
+#[inline(always)]
+fn add_into<S: Simd, F: Float>(simd: S, dst: &mut [F], src: &[F]) {
+    let (lanes, len) = (F::lanes::<S>(), dst.len().min(src.len()));
+    let (dst, src) = (&mut dst[..len], &src[..len]);
+    if len < lanes {
+        let sum = F::add_lanes(simd, F::load(simd, dst), F::load(simd, src));
+        return F::store(simd, dst, sum);
+    }
+    let last = len - lanes..len;
+    let last_sum = F::add_lanes(
+        simd,
+        F::load(simd, &dst[last.clone()]),
+        F::load(simd, &src[last.clone()]),
+    );
+    for (d, s) in dst.chunks_exact_mut(lanes).zip(src.chunks_exact(lanes)) {
+        F::store(
+            simd,
+            d,
+            F::add_lanes(simd, F::load(simd, d), F::load(simd, s)),
+        );
+    }
+    F::store(simd, &mut dst[last], last_sum);
 }
 
 /// The elements of a standard-layout array, in row-major order.
@@ -620,4 +675,99 @@ fn backward_chunk<F: Float>(
         }
     }
     (dw, db)
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    use super::*;
+
+    /// `(input, kernel, stride, dilation, padding before, padding after)` of one axis.
+    type Axis = (usize, usize, usize, usize, usize, usize);
+
+    fn axis(&(input, kernel, stride, dilation, before, after): &Axis) -> AxisGeometry {
+        let span = dilation * (kernel - 1) + 1;
+        AxisGeometry {
+            input,
+            output: (input + before + after - span) / stride + 1,
+            kernel,
+            stride,
+            dilation,
+            pad_before: before,
+        }
+    }
+
+    /// `col2im` adds every element of `dcols` to the input element it was read from, in
+    /// the order of its rows: the same bits as one addition at a time, for runs shorter
+    /// than a vector, a whole number of vectors, and in between, with strides, dilation and
+    /// padding on either side.
+    fn col2im_follows_the_sums<F: Float>() {
+        let widths: [Axis; 9] = [
+            (1, 1, 1, 1, 0, 0),
+            (7, 3, 1, 1, 1, 1),
+            (16, 1, 1, 1, 0, 0),
+            (18, 3, 1, 1, 0, 0),
+            (28, 3, 1, 1, 1, 1),
+            (33, 2, 1, 1, 0, 3),
+            (40, 5, 1, 2, 2, 0),
+            (56, 5, 1, 1, 0, 0),
+            (30, 3, 2, 1, 1, 1),
+        ];
+        let heights: [Axis; 2] = [(5, 3, 1, 1, 1, 1), (6, 2, 2, 1, 0, 1)];
+        let mut rng = ChaCha8Rng::seed_from_u64(11);
+        for width in &widths {
+            for height in &heights {
+                let g = Geometry {
+                    batch: 1,
+                    channels: 2,
+                    filters: 1,
+                    groups: 1,
+                    height: axis(height),
+                    width: axis(width),
+                };
+                let (h, w) = (&g.height, &g.width);
+                let len = g.lowered_rows() * g.positions();
+                let dcols: Vec<F> = (0..len)
+                    .map(|_| F::from_f64(rng.random_range(-1.0..1.0)))
+                    .collect();
+                let mut expected = vec![F::zero(); g.sample_len()];
+                for c in 0..g.channels {
+                    for p in 0..h.kernel {
+                        for q in 0..w.kernel {
+                            let row = (c * h.kernel + p) * w.kernel + q;
+                            for i in 0..h.output {
+                                for j in 0..w.output {
+                                    let r =
+                                        (i * h.stride + p * h.dilation).wrapping_sub(h.pad_before);
+                                    let s =
+                                        (j * w.stride + q * w.dilation).wrapping_sub(w.pad_before);
+                                    if r < h.input && s < w.input {
+                                        expected[(c * h.input + r) * w.input + s] +=
+                                            dcols[row * g.positions() + i * w.output + j];
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+                let mut dx = vec![F::zero(); g.sample_len()];
+                col2im(&g, &dcols, &mut dx);
+                let bits = |xs: &[F]| {
+                    xs.iter()
+                        .map(|&x| Float::to_f64(x).to_bits())
+                        .collect::<Vec<_>>()
+                };
+                let what = format!("{}, width {width:?}, height {height:?}", F::NAME);
+                assert_eq!(bits(&dx), bits(&expected), "{what}");
+            }
+        }
+    }
+
+    #[test]
+    fn col2im_adds_each_column_where_im2col_read_it() {
+        col2im_follows_the_sums::<f64>();
+        col2im_follows_the_sums::<f32>();
+    }
 }
