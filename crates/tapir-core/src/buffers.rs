@@ -12,8 +12,9 @@
 //! the same; one that allocates as usual works just as well, only without the reuse.
 //!
 //! What is kept: buffers of at least [`MIN_BYTES`] of exactly the size of one of the last
-//! [`RECENT_REQUESTS`] requests (the size this module made them), so that an array made
-//! elsewhere (an input batch) is simply freed. A request takes the smallest kept buffer
+//! [`RECENT_REQUESTS`] requests (the size this module made them), no more of a size than
+//! those requests asked for, so that an array made elsewhere (an input batch) is simply
+//! freed. A request takes the smallest kept buffer
 //! that holds it without wasting more than a quarter of the buffer. A kept buffer
 //! that [`IDLE_TAKES`] requests have passed over is freed too (a tensor of a batch size no
 //! longer in use), and never more than [`MAX_KEPT_BYTES`] are kept: the oldest go first.
@@ -118,9 +119,13 @@ impl Shelf {
     fn give<F: Float>(&mut self, buffer: Vec<F>) -> Vec<Kept> {
         let bytes = buffer.capacity().saturating_mul(size_of::<F>());
         let mut freed = Vec::new();
-        // Buffers made here are made to the size of a request, and never grow.
-        let wanted = self.wanted.contains(&bytes);
-        if !wanted || !(MIN_BYTES..=MAX_KEPT_BYTES).contains(&bytes) {
+        // Buffers made here are made to the size of a request, and never grow. No more of
+        // a size are kept than the latest requests asked for: arrays of that size made
+        // elsewhere (by an op that allocates as usual) and given back on every step would
+        // otherwise pile up, as nothing takes them and only takes age them.
+        let wanted = self.wanted.iter().filter(|&&need| need == bytes).count();
+        let kept = self.kept.iter().filter(|k| k.bytes == bytes).count();
+        if kept >= wanted || !(MIN_BYTES..=MAX_KEPT_BYTES).contains(&bytes) {
             return freed; // and `buffer` is freed on return
         }
         let takes = self.takes;
@@ -278,6 +283,21 @@ mod tests {
         // Nor for a buffer a little larger than any request: not one of the shelf's.
         shelf.give(vec![0.0_f32; len + 1]);
         assert!(shelf.kept.is_empty());
+    }
+
+    #[test]
+    fn no_more_of_a_size_are_kept_than_were_asked_for() {
+        let mut shelf = Shelf::new();
+        let len = elements(700);
+        for _ in 0..2 {
+            assert!(shelf.take::<f32>(len).is_none());
+        }
+        // An op that allocates as usual gives back an array of that size on every call.
+        for _ in 0..10 {
+            shelf.give(vec![0.0_f32; len]);
+        }
+        assert_eq!(shelf.kept.len(), 2, "two requests, two buffers");
+        assert_eq!(shelf.bytes, 2 * len * 4);
     }
 
     #[test]
