@@ -186,9 +186,10 @@ impl<F: Float> Op<F> for Dense {
         let (x, weight, bias) = self.views(inputs)?;
         // Y = b in every row (b has shape [units], checked by `views`), then Y += X W^T in
         // one product.
-        let mut y = Array2::zeros((x.nrows(), self.units));
-        if let Some(b) = bias {
-            y.assign(&b);
+        let mut y = for_overwrite(x.nrows(), self.units);
+        match bias {
+            Some(b) => y.assign(&b),
+            None => y.fill(F::zero()),
         }
         tapir_core::gemm(F::one(), &x, &weight.t(), true, &mut y.view_mut());
         Ok(y.into_dyn())
@@ -209,7 +210,8 @@ impl<F: Float> Op<F> for Dense {
             ));
         }
         let product = |a: ArrayView2<F>, b: ArrayView2<F>| {
-            let mut out = Array2::zeros((a.nrows(), b.ncols()));
+            // The product writes every element of `out` (it does not accumulate).
+            let mut out = for_overwrite(a.nrows(), b.ncols());
             tapir_core::gemm(F::one(), &a, &b, false, &mut out.view_mut());
             out.into_dyn()
         };
@@ -241,6 +243,16 @@ impl<F: Float> Op<F> for Dense {
         };
         products.saturating_add(bias)
     }
+}
+
+/// A `[rows, columns]` matrix in memory from the buffer shelf (`tapir_core::buffers`), its
+/// elements unspecified: for a caller that writes every one. The shelf keeps a step's large
+/// gradients (`dW` of a wide layer is megabytes) for the next step.
+fn for_overwrite<F: Float>(rows: usize, columns: usize) -> Array2<F> {
+    let data = tapir_core::buffers::for_overwrite(rows * columns);
+    // The vector holds exactly `rows * columns` elements: the shape always fits.
+    Array2::from_shape_vec((rows, columns), data)
+        .unwrap_or_else(|e| panic!("BUG: a [{rows}, {columns}] matrix: {e}"))
 }
 
 impl OpType for Dense {
