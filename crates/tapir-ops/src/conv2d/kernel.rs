@@ -140,36 +140,48 @@ impl Geometry {
 /// Rows are copied a window row at a time, `OW` elements each: short copies, many of them
 /// (3,456 per sample for a 3x3 kernel over 16 channels of 24x24 outputs). With windows one
 /// row apart (`s_h = d_h = 1`), row `(c,p,q)` is row `(c,p-1,q)` one output row on, so all
-/// but its last output row is one long move within `cols`.
+/// but its last output row that the image covers is one long move within `cols` (with
+/// padding too: the rows the image covers shift by one from `p-1` to `p`).
 fn im2col<F: Float>(geometry: &Geometry, x_n: &[F], cols: &mut [F]) {
     let (height, width) = (&geometry.height, &geometry.width);
-    let (kh, kw, oh, ow) = (height.kernel, width.kernel, height.output, width.output);
+    let (kh, kw, ow) = (height.kernel, width.kernel, width.output);
     let (plane, positions) = (height.input * width.input, geometry.positions());
-    let every_row = 0..oh;
-    let shifts = height.stride == 1 && height.dilation == 1 && oh > 1;
+    let shifts = height.stride == 1 && height.dilation == 1;
     for row in 0..geometry.lowered_rows() {
         let (c, p, q) = (row / (kh * kw), row / kw % kh, row % kw);
         let start = row * positions;
-        let (mut rows, columns) = (height.valid(p), width.valid(q));
-        // The output rows left to copy from the image start with the first one...
-        let mut unwritten = 0;
-        // ...unless row (c,p-1,q), kw rows above in the same channel, holds all but the last.
-        if shifts && p > 0 && rows == every_row && height.valid(p - 1) == every_row {
-            let above = start - kw * positions;
-            cols.copy_within(above + ow..above + positions, start);
-            rows = oh - 1..oh;
-            unwritten = oh - 1;
+        let (rows, columns) = (height.valid(p), width.valid(q));
+        let dst = &mut cols[start..start + positions];
+        if columns.is_empty() || rows.is_empty() {
+            dst.fill(F::zero()); // this tap sees only padding
+            continue;
+        }
+        // Output rows the image does not cover are padding.
+        dst[..rows.start * ow].fill(F::zero());
+        dst[rows.end * ow..].fill(F::zero());
+        // The rows left to copy from the image: all the image covers...
+        let mut fresh = rows.clone();
+        // ...unless row (c,p-1,q), kw rows above in the same channel, holds all but the
+        // last one output row on (padding columns included: the same `q`). With `s_h = d_h =
+        // 1` the rows the image covers for `p-1` start at most one row later and end no
+        // earlier than those for `p`, so it always does.
+        if shifts && p > 0 {
+            let above = height.valid(p - 1);
+            debug_assert!(above.start <= rows.start + 1 && above.end >= rows.end);
+            let from = start - kw * positions;
+            cols.copy_within(
+                from + (rows.start + 1) * ow..from + rows.end * ow,
+                start + rows.start * ow,
+            );
+            fresh = rows.end - 1..rows.end;
         }
         let dst = &mut cols[start..start + positions];
-        if columns.len() < ow || rows.len() < oh - unwritten {
-            dst[unwritten * ow..].fill(F::zero());
-        }
-        if columns.is_empty() {
-            continue; // this tap sees only padding
+        if columns.len() < ow {
+            dst[fresh.start * ow..fresh.end * ow].fill(F::zero());
         }
         let x_c = &x_n[c * plane..(c + 1) * plane];
         let first = width.input_position(columns.start, q);
-        for i in rows {
+        for i in fresh {
             let from = height.input_position(i, p) * width.input + first;
             let to = &mut dst[i * ow + columns.start..i * ow + columns.end];
             if width.stride == 1 {
@@ -763,6 +775,79 @@ mod tests {
                 assert_eq!(bits(&dx), bits(&expected), "{what}");
             }
         }
+    }
+
+    /// Heights with and without padding on either side (wider than the kernel too), a
+    /// stride and a dilation: `im2col` moves rows within `cols` only for some of them.
+    const IM2COL_HEIGHTS: [Axis; 6] = [
+        (5, 3, 1, 1, 1, 1),
+        (6, 3, 1, 1, 0, 0),
+        (4, 3, 1, 1, 4, 0),
+        (7, 2, 1, 1, 0, 3),
+        (6, 2, 2, 1, 0, 1),
+        (9, 3, 1, 2, 2, 1),
+    ];
+
+    fn im2col_follows_the_sums<F: Float>() {
+        let widths: [Axis; 4] = [
+            (1, 1, 1, 1, 0, 0),
+            (7, 3, 1, 1, 1, 1),
+            (28, 3, 1, 1, 2, 0),
+            (30, 3, 2, 1, 1, 1),
+        ];
+        let mut rng = ChaCha8Rng::seed_from_u64(12);
+        for width in &widths {
+            for height in &IM2COL_HEIGHTS {
+                let g = Geometry {
+                    batch: 1,
+                    channels: 2,
+                    filters: 1,
+                    groups: 1,
+                    height: axis(height),
+                    width: axis(width),
+                };
+                let (h, w) = (&g.height, &g.width);
+                let x: Vec<F> = (0..g.sample_len())
+                    .map(|_| F::from_f64(rng.random_range(-1.0..1.0)))
+                    .collect();
+                let mut expected = vec![F::zero(); g.lowered_rows() * g.positions()];
+                for c in 0..g.channels {
+                    for p in 0..h.kernel {
+                        for q in 0..w.kernel {
+                            let row = (c * h.kernel + p) * w.kernel + q;
+                            for i in 0..h.output {
+                                for j in 0..w.output {
+                                    let r =
+                                        (i * h.stride + p * h.dilation).wrapping_sub(h.pad_before);
+                                    let s =
+                                        (j * w.stride + q * w.dilation).wrapping_sub(w.pad_before);
+                                    if r < h.input && s < w.input {
+                                        expected[row * g.positions() + i * w.output + j] =
+                                            x[(c * h.input + r) * w.input + s];
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+                // NaN wherever `im2col` would leave an element unwritten.
+                let mut cols = vec![F::nan(); expected.len()];
+                im2col(&g, &x, &mut cols);
+                let bits = |xs: &[F]| {
+                    xs.iter()
+                        .map(|&x| Float::to_f64(x).to_bits())
+                        .collect::<Vec<_>>()
+                };
+                let what = format!("{}, width {width:?}, height {height:?}", F::NAME);
+                assert_eq!(bits(&cols), bits(&expected), "{what}");
+            }
+        }
+    }
+
+    #[test]
+    fn im2col_reads_each_window_element_or_zero() {
+        im2col_follows_the_sums::<f64>();
+        im2col_follows_the_sums::<f32>();
     }
 
     #[test]
