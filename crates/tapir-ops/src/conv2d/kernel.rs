@@ -699,87 +699,68 @@ mod tests {
     /// `(input, kernel, stride, dilation, padding before, padding after)` of one axis.
     type Axis = (usize, usize, usize, usize, usize, usize);
 
-    fn axis(&(input, kernel, stride, dilation, before, after): &Axis) -> AxisGeometry {
-        let span = dilation * (kernel - 1) + 1;
-        AxisGeometry {
-            input,
-            output: (input + before + after - span) / stride + 1,
-            kernel,
-            stride,
-            dilation,
-            pad_before: before,
+    /// One sample of two channels, `height` by `width`.
+    fn geometry(height: &Axis, width: &Axis) -> Geometry {
+        let axis = |&(input, kernel, stride, dilation, before, after): &Axis| {
+            let span = dilation * (kernel - 1) + 1;
+            AxisGeometry {
+                input,
+                output: (input + before + after - span) / stride + 1,
+                kernel,
+                stride,
+                dilation,
+                pad_before: before,
+            }
+        };
+        Geometry {
+            batch: 1,
+            channels: 2,
+            filters: 1,
+            groups: 1,
+            height: axis(height),
+            width: axis(width),
         }
     }
 
-    /// `col2im` adds every element of `dcols` to the input element it was read from, in
-    /// the order of its rows: the same bits as one addition at a time, for runs shorter
-    /// than a vector, a whole number of vectors, and in between, with strides, dilation and
-    /// padding on either side.
-    fn col2im_follows_the_sums<F: Float>() {
-        let widths: [Axis; 9] = [
-            (1, 1, 1, 1, 0, 0),
-            (7, 3, 1, 1, 1, 1),
-            (16, 1, 1, 1, 0, 0),
-            (18, 3, 1, 1, 0, 0),
-            (28, 3, 1, 1, 1, 1),
-            (33, 2, 1, 1, 0, 3),
-            (40, 5, 1, 2, 2, 0),
-            (56, 5, 1, 1, 0, 0),
-            (30, 3, 2, 1, 1, 1),
-        ];
-        let heights: [Axis; 2] = [(5, 3, 1, 1, 1, 1), (6, 2, 2, 1, 0, 1)];
-        let mut rng = ChaCha8Rng::seed_from_u64(11);
-        for width in &widths {
-            for height in &heights {
-                let g = Geometry {
-                    batch: 1,
-                    channels: 2,
-                    filters: 1,
-                    groups: 1,
-                    height: axis(height),
-                    width: axis(width),
-                };
-                let (h, w) = (&g.height, &g.width);
-                let len = g.lowered_rows() * g.positions();
-                let dcols: Vec<F> = (0..len)
-                    .map(|_| F::from_f64(rng.random_range(-1.0..1.0)))
-                    .collect();
-                let mut expected = vec![F::zero(); g.sample_len()];
-                for c in 0..g.channels {
-                    for p in 0..h.kernel {
-                        for q in 0..w.kernel {
-                            let row = (c * h.kernel + p) * w.kernel + q;
-                            for i in 0..h.output {
-                                for j in 0..w.output {
-                                    let r =
-                                        (i * h.stride + p * h.dilation).wrapping_sub(h.pad_before);
-                                    let s =
-                                        (j * w.stride + q * w.dilation).wrapping_sub(w.pad_before);
-                                    if r < h.input && s < w.input {
-                                        expected[(c * h.input + r) * w.input + s] +=
-                                            dcols[row * g.positions() + i * w.output + j];
-                                    }
-                                }
+    /// `(index into cols, index into x_n)` of every element of the lowered matrix that
+    /// reads the image (not padding), row by row of `cols`, as the definition of
+    /// [`im2col`] says.
+    fn reads(g: &Geometry) -> Vec<(usize, usize)> {
+        let (h, w) = (&g.height, &g.width);
+        let mut reads = Vec::new();
+        for c in 0..g.channels {
+            for p in 0..h.kernel {
+                for q in 0..w.kernel {
+                    let row = (c * h.kernel + p) * w.kernel + q;
+                    for i in 0..h.output {
+                        for j in 0..w.output {
+                            let r = (i * h.stride + p * h.dilation).wrapping_sub(h.pad_before);
+                            let s = (j * w.stride + q * w.dilation).wrapping_sub(w.pad_before);
+                            if r < h.input && s < w.input {
+                                let at = row * g.positions() + i * w.output + j;
+                                reads.push((at, (c * h.input + r) * w.input + s));
                             }
                         }
                     }
                 }
-                let mut dx = vec![F::zero(); g.sample_len()];
-                col2im(&g, &dcols, &mut dx);
-                let bits = |xs: &[F]| {
-                    xs.iter()
-                        .map(|&x| Float::to_f64(x).to_bits())
-                        .collect::<Vec<_>>()
-                };
-                let what = format!("{}, width {width:?}, height {height:?}", F::NAME);
-                assert_eq!(bits(&dx), bits(&expected), "{what}");
             }
         }
+        reads
+    }
+
+    fn random<F: Float>(len: usize, rng: &mut ChaCha8Rng) -> Vec<F> {
+        (0..len)
+            .map(|_| F::from_f64(rng.random_range(-1.0..1.0)))
+            .collect()
+    }
+
+    fn bits<F: Float>(xs: &[F]) -> Vec<u64> {
+        xs.iter().map(|&x| Float::to_f64(x).to_bits()).collect()
     }
 
     /// Heights with and without padding on either side (wider than the kernel too), a
-    /// stride and a dilation: `im2col` moves rows within `cols` only for some of them.
-    const IM2COL_HEIGHTS: [Axis; 6] = [
+    /// stride and a dilation: `im2col` moves rows within `cols` for the first four.
+    const HEIGHTS: [Axis; 6] = [
         (5, 3, 1, 1, 1, 1),
         (6, 3, 1, 1, 0, 0),
         (4, 3, 1, 1, 4, 0),
@@ -788,71 +769,71 @@ mod tests {
         (9, 3, 1, 2, 2, 1),
     ];
 
-    fn im2col_follows_the_sums<F: Float>() {
-        let widths: [Axis; 4] = [
-            (1, 1, 1, 1, 0, 0),
-            (7, 3, 1, 1, 1, 1),
-            (28, 3, 1, 1, 2, 0),
-            (30, 3, 2, 1, 1, 1),
-        ];
+    /// Runs shorter than a vector, a whole number of vectors, and in between, with strides,
+    /// dilation and padding on either side.
+    const WIDTHS: [Axis; 9] = [
+        (1, 1, 1, 1, 0, 0),
+        (7, 3, 1, 1, 1, 1),
+        (16, 1, 1, 1, 0, 0),
+        (18, 3, 1, 1, 0, 0),
+        (28, 3, 1, 1, 1, 1),
+        (33, 2, 1, 1, 0, 3),
+        (40, 5, 1, 2, 2, 0),
+        (56, 5, 1, 1, 0, 0),
+        (30, 3, 2, 1, 1, 1),
+    ];
+
+    /// `im2col` writes every element of `cols`: the image element it reads, or zero.
+    fn im2col_follows_its_definition<F: Float>() {
         let mut rng = ChaCha8Rng::seed_from_u64(12);
-        for width in &widths {
-            for height in &IM2COL_HEIGHTS {
-                let g = Geometry {
-                    batch: 1,
-                    channels: 2,
-                    filters: 1,
-                    groups: 1,
-                    height: axis(height),
-                    width: axis(width),
-                };
-                let (h, w) = (&g.height, &g.width);
-                let x: Vec<F> = (0..g.sample_len())
-                    .map(|_| F::from_f64(rng.random_range(-1.0..1.0)))
-                    .collect();
-                let mut expected = vec![F::zero(); g.lowered_rows() * g.positions()];
-                for c in 0..g.channels {
-                    for p in 0..h.kernel {
-                        for q in 0..w.kernel {
-                            let row = (c * h.kernel + p) * w.kernel + q;
-                            for i in 0..h.output {
-                                for j in 0..w.output {
-                                    let r =
-                                        (i * h.stride + p * h.dilation).wrapping_sub(h.pad_before);
-                                    let s =
-                                        (j * w.stride + q * w.dilation).wrapping_sub(w.pad_before);
-                                    if r < h.input && s < w.input {
-                                        expected[row * g.positions() + i * w.output + j] =
-                                            x[(c * h.input + r) * w.input + s];
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
-                // NaN wherever `im2col` would leave an element unwritten.
-                let mut cols = vec![F::nan(); expected.len()];
-                im2col(&g, &x, &mut cols);
-                let bits = |xs: &[F]| {
-                    xs.iter()
-                        .map(|&x| Float::to_f64(x).to_bits())
-                        .collect::<Vec<_>>()
-                };
-                let what = format!("{}, width {width:?}, height {height:?}", F::NAME);
-                assert_eq!(bits(&cols), bits(&expected), "{what}");
+        for (height, width) in HEIGHTS
+            .iter()
+            .flat_map(|h| WIDTHS.iter().map(move |w| (h, w)))
+        {
+            let g = geometry(height, width);
+            let x: Vec<F> = random(g.sample_len(), &mut rng);
+            let mut expected = vec![F::zero(); g.lowered_rows() * g.positions()];
+            for (at, from) in reads(&g) {
+                expected[at] = x[from];
             }
+            // NaN wherever `im2col` would leave an element unwritten.
+            let mut cols = vec![F::nan(); expected.len()];
+            im2col(&g, &x, &mut cols);
+            let what = format!("{}, height {height:?}, width {width:?}", F::NAME);
+            assert_eq!(bits(&cols), bits(&expected), "{what}");
+        }
+    }
+
+    /// `col2im` adds every element of `dcols` to the image element it was read from, in the
+    /// order of its rows: the same bits as one addition at a time.
+    fn col2im_follows_its_definition<F: Float>() {
+        let mut rng = ChaCha8Rng::seed_from_u64(11);
+        for (height, width) in HEIGHTS
+            .iter()
+            .flat_map(|h| WIDTHS.iter().map(move |w| (h, w)))
+        {
+            let g = geometry(height, width);
+            let dcols: Vec<F> = random(g.lowered_rows() * g.positions(), &mut rng);
+            let mut expected = vec![F::zero(); g.sample_len()];
+            for (at, to) in reads(&g) {
+                expected[to] += dcols[at];
+            }
+            let mut dx = vec![F::zero(); g.sample_len()];
+            col2im(&g, &dcols, &mut dx);
+            let what = format!("{}, height {height:?}, width {width:?}", F::NAME);
+            assert_eq!(bits(&dx), bits(&expected), "{what}");
         }
     }
 
     #[test]
     fn im2col_reads_each_window_element_or_zero() {
-        im2col_follows_the_sums::<f64>();
-        im2col_follows_the_sums::<f32>();
+        im2col_follows_its_definition::<f64>();
+        im2col_follows_its_definition::<f32>();
     }
 
     #[test]
     fn col2im_adds_each_column_where_im2col_read_it() {
-        col2im_follows_the_sums::<f64>();
-        col2im_follows_the_sums::<f32>();
+        col2im_follows_its_definition::<f64>();
+        col2im_follows_its_definition::<f32>();
     }
 }
