@@ -47,6 +47,7 @@ pub fn forward_backward<F: Float>(op: &dyn Op<F>, inputs: &[ArrayD<F>]) {
     buffers::give_array(dy);
     buffers::give_array(y);
 }
+
 /// `x`, weight and bias of a conv whose weight is `w`.
 fn conv_inputs<F: Float>(x: &[usize], w: &[usize]) -> Vec<ArrayD<F>> {
     let fan_in = w[1] * w[2] * w[3];

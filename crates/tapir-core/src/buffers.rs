@@ -14,10 +14,10 @@
 //! What is kept: buffers of at least [`MIN_BYTES`] of exactly the size of one of the last
 //! [`RECENT_REQUESTS`] requests (the size this module made them), no more of a size than
 //! those requests asked for, so that an array made elsewhere (an input batch) is simply
-//! freed. A request takes the smallest kept buffer
-//! that holds it without wasting more than a quarter of the buffer. A kept buffer
-//! that [`IDLE_TAKES`] requests have passed over is freed too (a tensor of a batch size no
-//! longer in use), and never more than [`MAX_KEPT_BYTES`] are kept: the oldest go first.
+//! freed. A request takes the smallest kept buffer that holds it without wasting more than
+//! a quarter of the buffer. A kept buffer that [`IDLE_TAKES`] requests have passed over is
+//! freed too (a tensor of a batch size no longer in use), and never more than
+//! [`MAX_KEPT_BYTES`] are kept: the oldest go first.
 //! [`release`] frees them all.
 //!
 //! Reuse changes where a result is stored, never its value: [`for_overwrite`] is for callers

@@ -246,8 +246,8 @@ impl<F: Float> Op<F> for Dense {
 }
 
 /// A `[rows, columns]` matrix in memory from the buffer shelf (`tapir_core::buffers`), its
-/// elements unspecified: for a caller that writes every one. The shelf keeps a step's large
-/// gradients (`dW` of a wide layer is megabytes) for the next step.
+/// elements unspecified: for a caller that writes every one. Memory the tape gave back (an
+/// activation dropped, a gradient spent) is used again rather than allocated and cleared.
 fn for_overwrite<F: Float>(rows: usize, columns: usize) -> Array2<F> {
     let data = tapir_core::buffers::for_overwrite(rows * columns);
     // The vector holds exactly `rows * columns` elements: the shape always fits.
