@@ -175,7 +175,10 @@ impl<F: Float> Direct<F> {
             self.arch.dispatch(Correlate {
                 input: self.group_planes(x_pad, group),
                 taps: &self.taps[group * taps_len..(group + 1) * taps_len],
-                bias: (self.bias.as_deref()).map(|b| &b[group * filters..(group + 1) * filters]),
+                bias: self
+                    .bias
+                    .as_deref()
+                    .map(|b| &b[group * filters..(group + 1) * filters]),
                 output: &mut y_n[group * output_len..(group + 1) * output_len],
             });
         }
@@ -540,13 +543,8 @@ mod tests {
 
     fn geometry(case: &Case) -> Geometry {
         let &(channels, filters, groups, [h, w], [kh, kw], [top, bottom, left, right]) = case;
-        let axis = |input: usize, kernel: usize, before: usize, after: usize| AxisGeometry {
-            input,
-            output: input + before + after + 1 - kernel,
-            kernel,
-            stride: 1,
-            dilation: 1,
-            pad_before: before,
+        let axis = |input: usize, kernel: usize, before: usize, after: usize| {
+            AxisGeometry::resolved(input, kernel, 1, 1, (before, after))
         };
         Geometry {
             batch: 1,

@@ -74,15 +74,43 @@ impl AxisGeometry {
         lo.min(hi)..hi
     }
 
-    /// [`Self::valid`] of every tap, for loops over the lowered matrix's rows: two
-    /// divisions per tap, once per call rather than once per row (they showed in `perf`).
-    fn valid_all(&self) -> Vec<Range<usize>> {
-        (0..self.kernel).map(|k| self.valid(k)).collect()
-    }
-
     /// The input position of output `o`, tap `k`; only for `o` in [`Self::valid`]`(k)`.
     fn input_position(&self, o: usize, k: usize) -> usize {
         o * self.stride + k * self.dilation - self.pad_before
+    }
+}
+
+#[cfg(test)]
+impl AxisGeometry {
+    /// An axis of `input` elements padded by `before` and `after`, `kernel` taps `dilation`
+    /// apart, windows `stride` apart, its output length from the shape rule: for tests that
+    /// build a geometry by hand.
+    pub(crate) fn resolved(
+        input: usize,
+        kernel: usize,
+        stride: usize,
+        dilation: usize,
+        (before, after): (usize, usize),
+    ) -> Self {
+        let output = crate::shape::window_output_len(
+            "conv2d",
+            "a test axis",
+            input,
+            before,
+            after,
+            kernel,
+            dilation,
+            stride,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        AxisGeometry {
+            input,
+            output,
+            kernel,
+            stride,
+            dilation,
+            pad_before: before,
+        }
     }
 }
 
@@ -139,6 +167,29 @@ impl Geometry {
     }
 }
 
+/// The GEMM route's view of one call: its geometry, and for each tap the output rows and
+/// columns that read the image rather than the padding ([`AxisGeometry::valid`], two
+/// divisions each), resolved once per call for [`im2col`] and [`col2im`], which loop over
+/// the lowered matrix's rows sample after sample (per row, the divisions showed in `perf`).
+struct Lowering<'a> {
+    geometry: &'a Geometry,
+    /// `valid(p)` of the height, for each `p` in `0..kh`.
+    rows: Vec<Range<usize>>,
+    /// `valid(q)` of the width, for each `q` in `0..kw`.
+    columns: Vec<Range<usize>>,
+}
+
+impl<'a> Lowering<'a> {
+    fn new(geometry: &'a Geometry) -> Self {
+        let valid = |axis: &AxisGeometry| (0..axis.kernel).map(|k| axis.valid(k)).collect();
+        Lowering {
+            geometry,
+            rows: valid(&geometry.height),
+            columns: valid(&geometry.width),
+        }
+    }
+}
+
 /// `cols[(c,p,q), (i,j)] = x_n[c, i*s_h + p*d_h - pad_top, j*s_w + q*d_w - pad_left]`, or 0
 /// where that position is padding. `x_n` is `[C, H, W]` row-major; every element of the
 /// sample's `[C*kh*kw, P]` matrix `cols` is written.
@@ -148,16 +199,16 @@ impl Geometry {
 /// row apart (`s_h = d_h = 1`), row `(c,p,q)` is row `(c,p-1,q)` one output row on, so all
 /// but its last output row that the image covers is one long move within `cols` (with
 /// padding too: the rows the image covers shift by one from `p-1` to `p`).
-fn im2col<F: Float>(geometry: &Geometry, x_n: &[F], cols: &mut [F]) {
+fn im2col<F: Float>(lowering: &Lowering, x_n: &[F], cols: &mut [F]) {
+    let geometry = lowering.geometry;
     let (height, width) = (&geometry.height, &geometry.width);
     let (kh, kw, ow) = (height.kernel, width.kernel, width.output);
     let (plane, positions) = (height.input * width.input, geometry.positions());
     let shifts = height.stride == 1 && height.dilation == 1;
-    let (valid_rows, valid_columns) = (height.valid_all(), width.valid_all());
     for row in 0..geometry.lowered_rows() {
         let (c, p, q) = (row / (kh * kw), row / kw % kh, row % kw);
         let start = row * positions;
-        let (rows, columns) = (valid_rows[p].clone(), valid_columns[q].clone());
+        let (rows, columns) = (lowering.rows[p].clone(), lowering.columns[q].clone());
         let dst = &mut cols[start..start + positions];
         if columns.is_empty() || rows.is_empty() {
             dst.fill(F::zero()); // this tap sees only padding
@@ -173,7 +224,7 @@ fn im2col<F: Float>(geometry: &Geometry, x_n: &[F], cols: &mut [F]) {
         // 1` the rows the image covers for `p-1` start at most one row later and end no
         // earlier than those for `p`, so it always does.
         if shifts && p > 0 {
-            let above = &valid_rows[p - 1];
+            let above = &lowering.rows[p - 1];
             debug_assert!(above.start <= rows.start + 1 && above.end >= rows.end);
             let from = start - kw * positions;
             cols.copy_within(
@@ -204,9 +255,9 @@ fn im2col<F: Float>(geometry: &Geometry, x_n: &[F], cols: &mut [F]) {
 /// The transpose of [`im2col`]: adds `dcols[(c,p,q), (i,j)]` to
 /// `dx_n[c, i*s_h + p*d_h - pad_top, j*s_w + q*d_w - pad_left]`, dropping what falls in the
 /// padding. Rows are visited in a fixed order, so overlapping windows sum the same way always.
-fn col2im<F: Float>(geometry: &Geometry, dcols: &[F], dx_n: &mut [F]) {
+fn col2im<F: Float>(lowering: &Lowering, dcols: &[F], dx_n: &mut [F]) {
     Arch::new().dispatch(Col2im {
-        geometry,
+        lowering,
         dcols,
         dx_n,
     })
@@ -216,7 +267,7 @@ fn col2im<F: Float>(geometry: &Geometry, dcols: &[F], dx_n: &mut [F]) {
 /// window adds to a run of `dx`, a vector at a time (left to the compiler, the loop ran on
 /// the baseline instruction set's 4 lanes: 8% of W1's forward+backward).
 struct Col2im<'a, F> {
-    geometry: &'a Geometry,
+    lowering: &'a Lowering<'a>,
     dcols: &'a [F],
     dx_n: &'a mut [F],
 }
@@ -227,17 +278,17 @@ impl<F: Float> WithSimd for Col2im<'_, F> {
     #[inline(always)]
     fn with_simd<S: Simd>(self, simd: S) {
         let Col2im {
-            geometry,
+            lowering,
             dcols,
             dx_n,
         } = self;
+        let geometry = lowering.geometry;
         let (height, width) = (&geometry.height, &geometry.width);
         let (kh, kw, ow) = (height.kernel, width.kernel, width.output);
         let plane = height.input * width.input;
-        let (valid_rows, valid_columns) = (height.valid_all(), width.valid_all());
         for row in 0..geometry.lowered_rows() {
             let (c, p, q) = (row / (kh * kw), row / kw % kh, row % kw);
-            let (rows, columns) = (valid_rows[p].clone(), valid_columns[q].clone());
+            let (rows, columns) = (lowering.rows[p].clone(), lowering.columns[q].clone());
             if columns.is_empty() {
                 continue;
             }
@@ -420,6 +471,7 @@ pub(crate) fn forward_samples<F: Float>(
     let mut out = tapir_core::buffers::for_overwrite(geometry.batch * sample_out);
     let lowered = geometry.lowered_rows();
     let direct = Direct::new(geometry, &w, b.as_ref());
+    let lowering = Lowering::new(geometry);
     out.par_chunks_mut(SAMPLES_PER_CHUNK * sample_out.max(1))
         .enumerate()
         .for_each(|(chunk, out_chunk)| {
@@ -431,7 +483,7 @@ pub(crate) fn forward_samples<F: Float>(
                     direct.forward(x_pad, y_n);
                 }
                 (None, Some(cols)) => {
-                    im2col(geometry, x_n, cols.as_mut_slice());
+                    im2col(&lowering, x_n, cols.as_mut_slice());
                     product(geometry, &w, b.as_ref(), cols.as_slice(), y_n);
                 }
                 (None, None) => unreachable!("BUG: the GEMM route without its buffer"),
@@ -530,6 +582,7 @@ pub(crate) fn backward<F: Float>(
         OutputGrad::Given(_) => None,
     };
     let direct = Direct::new(geometry, &w, bias);
+    let lowering = Lowering::new(geometry);
     // An indexed parallel iterator collects in task order, whatever thread ran each task.
     let partials: Vec<Partial<F>> = tasks
         .into_par_iter()
@@ -542,7 +595,7 @@ pub(crate) fn backward<F: Float>(
                 (None, OutputGrad::Given(_)) => unreachable!("BUG: a given dy not read"),
             };
             backward_chunk(
-                geometry,
+                &lowering,
                 direct.as_ref(),
                 &x,
                 w,
@@ -590,7 +643,7 @@ enum ChunkGrad<'a, F: Float> {
 /// loops.
 #[allow(clippy::too_many_arguments)] // each is one piece of the chunk's work
 fn backward_chunk<F: Float>(
-    geometry: &Geometry,
+    lowering: &Lowering,
     direct: Option<&Direct<F>>,
     x: &[F],
     w: ArrayView2<F>,
@@ -599,6 +652,7 @@ fn backward_chunk<F: Float>(
     mut dx_chunk: Option<&mut [F]>,
     dy: ChunkGrad<F>,
 ) -> Partial<F> {
+    let geometry = lowering.geometry;
     let (filters, positions) = (geometry.filters, geometry.positions());
     let sample_in = geometry.sample_len();
     let sample_out = filters * positions;
@@ -625,7 +679,7 @@ fn backward_chunk<F: Float>(
             _ => None,
         };
         if let Some(cols) = &mut cols {
-            im2col(geometry, x_n, cols.as_mut_slice());
+            im2col(lowering, x_n, cols.as_mut_slice());
         }
         let dy_n: &[F] = match (&dy, &mut made) {
             (ChunkGrad::Given(dy), _) => sample(dy, sample_out, n),
@@ -691,7 +745,7 @@ fn backward_chunk<F: Float>(
             }
             let dx_n = &mut dx_chunk[s * sample_in..(s + 1) * sample_in];
             dx_n.fill(F::zero());
-            col2im(geometry, dcols.as_slice(), dx_n);
+            col2im(lowering, dcols.as_slice(), dx_n);
         }
     }
     (dw, db)
@@ -710,15 +764,7 @@ mod tests {
     /// One sample of two channels, `height` by `width`.
     fn geometry(height: &Axis, width: &Axis) -> Geometry {
         let axis = |&(input, kernel, stride, dilation, before, after): &Axis| {
-            let span = dilation * (kernel - 1) + 1;
-            AxisGeometry {
-                input,
-                output: (input + before + after - span) / stride + 1,
-                kernel,
-                stride,
-                dilation,
-                pad_before: before,
-            }
+            AxisGeometry::resolved(input, kernel, stride, dilation, (before, after))
         };
         Geometry {
             batch: 1,
@@ -791,57 +837,39 @@ mod tests {
         (30, 3, 2, 1, 1, 1),
     ];
 
-    /// `im2col` writes every element of `cols`: the image element it reads, or zero.
-    fn im2col_follows_its_definition<F: Float>() {
+    /// On every geometry: `im2col` writes every element of `cols`, the image element it
+    /// reads or zero; `col2im` adds every element of `dcols` to the image element it was read
+    /// from, in the order of its rows (the same bits as one addition at a time).
+    fn lowering_follows_its_definition<F: Float>() {
         let mut rng = ChaCha8Rng::seed_from_u64(12);
         for (height, width) in HEIGHTS
             .iter()
             .flat_map(|h| WIDTHS.iter().map(move |w| (h, w)))
         {
             let g = geometry(height, width);
+            let lowering = Lowering::new(&g);
+            let what = format!("{}, height {height:?}, width {width:?}", F::NAME);
             let x: Vec<F> = random(g.sample_len(), &mut rng);
-            let mut expected = vec![F::zero(); g.lowered_rows() * g.positions()];
-            for (at, from) in reads(&g) {
-                expected[at] = x[from];
+            let dcols: Vec<F> = random(g.lowered_rows() * g.positions(), &mut rng);
+            let mut cols_expected = vec![F::zero(); dcols.len()];
+            let mut dx_expected = vec![F::zero(); x.len()];
+            for (at, pixel) in reads(&g) {
+                cols_expected[at] = x[pixel];
+                dx_expected[pixel] += dcols[at];
             }
             // NaN wherever `im2col` would leave an element unwritten.
-            let mut cols = vec![F::nan(); expected.len()];
-            im2col(&g, &x, &mut cols);
-            let what = format!("{}, height {height:?}, width {width:?}", F::NAME);
-            assert_eq!(bits(&cols), bits(&expected), "{what}");
-        }
-    }
-
-    /// `col2im` adds every element of `dcols` to the image element it was read from, in the
-    /// order of its rows: the same bits as one addition at a time.
-    fn col2im_follows_its_definition<F: Float>() {
-        let mut rng = ChaCha8Rng::seed_from_u64(11);
-        for (height, width) in HEIGHTS
-            .iter()
-            .flat_map(|h| WIDTHS.iter().map(move |w| (h, w)))
-        {
-            let g = geometry(height, width);
-            let dcols: Vec<F> = random(g.lowered_rows() * g.positions(), &mut rng);
-            let mut expected = vec![F::zero(); g.sample_len()];
-            for (at, to) in reads(&g) {
-                expected[to] += dcols[at];
-            }
-            let mut dx = vec![F::zero(); g.sample_len()];
-            col2im(&g, &dcols, &mut dx);
-            let what = format!("{}, height {height:?}, width {width:?}", F::NAME);
-            assert_eq!(bits(&dx), bits(&expected), "{what}");
+            let mut cols = vec![F::nan(); dcols.len()];
+            im2col(&lowering, &x, &mut cols);
+            assert_eq!(bits(&cols), bits(&cols_expected), "im2col, {what}");
+            let mut dx = vec![F::zero(); x.len()];
+            col2im(&lowering, &dcols, &mut dx);
+            assert_eq!(bits(&dx), bits(&dx_expected), "col2im, {what}");
         }
     }
 
     #[test]
-    fn im2col_reads_each_window_element_or_zero() {
-        im2col_follows_its_definition::<f64>();
-        im2col_follows_its_definition::<f32>();
-    }
-
-    #[test]
-    fn col2im_adds_each_column_where_im2col_read_it() {
-        col2im_follows_its_definition::<f64>();
-        col2im_follows_its_definition::<f32>();
+    fn im2col_reads_each_window_element_and_col2im_adds_it_back() {
+        lowering_follows_its_definition::<f64>();
+        lowering_follows_its_definition::<f32>();
     }
 }
