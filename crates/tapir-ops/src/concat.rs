@@ -7,13 +7,14 @@
 //! - Shape: the inputs' common shape, with `d_0 + ... + d_(n-1)` along `axis`; every other
 //!   axis must agree. A negative `axis` counts from the end.
 
-use ndarray::{ArrayD, ArrayViewD, Axis, Slice};
+use ndarray::{ArrayD, ArrayViewD, Axis, IxDyn};
+use rayon::prelude::*;
 use serde::Deserialize;
 use tapir_core::{
-    Arity, BackwardCx, CaseInput, Error, Float, Gen, GradcheckCase, Op, OpType, Result,
+    Arity, BackwardCx, CaseInput, Error, Float, Gen, GradcheckCase, Op, OpType, Result, buffers,
 };
 
-use crate::shape;
+use crate::{elementwise, shape};
 
 /// `concat`: the inputs, joined along `axis`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -86,16 +87,36 @@ impl<F: Float> Op<F> for Concat {
     }
 
     fn forward(&self, inputs: &[ArrayViewD<F>]) -> Result<ArrayD<F>> {
-        let op = <Self as OpType>::NAME;
-        let axis = self.axis(inputs[0].shape())?;
-        ndarray::concatenate(Axis(axis), inputs)
-            .map_err(|e| Error::shape(op, format!("cannot concatenate along axis {axis}: {e}")))
+        let shapes: Vec<&[usize]> = inputs.iter().map(|x| x.shape()).collect();
+        let shape = Op::<F>::output_shape(self, &shapes)?;
+        let axis = self.axis(&shape)?;
+        let blocks = Blocks::new(&shape, axis);
+        let inputs: Vec<_> = inputs.iter().map(|x| x.as_standard_layout()).collect();
+        let parts = inputs
+            .iter()
+            .map(|x| {
+                let part = elementwise::row_major(<Self as OpType>::NAME, x.as_slice())?;
+                Ok((part, x.len_of(Axis(axis)) * blocks.inner))
+            })
+            .collect::<Result<Vec<(&[F], usize)>>>()?;
+        // Row `o` of the output is block `o` of each input, one after another.
+        let mut y = buffers::for_overwrite::<F>(blocks.outer * blocks.row);
+        blocks.each_row(&mut y, blocks.row, |o, row| {
+            let mut at = 0;
+            for &(part, block) in &parts {
+                row[at..at + block].copy_from_slice(&part[o * block..(o + 1) * block]);
+                at += block;
+            }
+        });
+        shaped(&shape, y)
     }
 
     fn backward(&self, cx: &BackwardCx<F>) -> Result<Vec<Option<ArrayD<F>>>> {
         let op = <Self as OpType>::NAME;
-        let axis = self.axis(cx.inputs[0].shape())?;
-        let dy = &cx.output_grad;
+        let dy = cx.output_grad.as_standard_layout();
+        let axis = self.axis(dy.shape())?;
+        let blocks = Blocks::new(dy.shape(), axis);
+        let dy_all = elementwise::row_major(op, dy.as_slice())?;
         let total = dy.len_of(Axis(axis));
         let mut offset = 0; // o_i
         let mut grads = Vec::with_capacity(cx.inputs.len());
@@ -110,14 +131,73 @@ impl<F: Float> Op<F> for Concat {
                     ),
                 ));
             }
-            grads.push(cx.needs_grad(i).then(|| {
-                dy.slice_axis(Axis(axis), Slice::from(offset..end))
-                    .to_owned()
-            }));
+            if cx.needs_grad(i) {
+                // Block `o` of input i's gradient is row `o` of dL/dy from offset o_i on.
+                let (start, block) = (offset * blocks.inner, len * blocks.inner);
+                let mut dx = buffers::for_overwrite::<F>(blocks.outer * block);
+                blocks.each_row(&mut dx, block, |o, dx| {
+                    let from = o * blocks.row + start;
+                    dx.copy_from_slice(&dy_all[from..from + block]);
+                });
+                grads.push(Some(shaped(x.shape(), dx)?));
+            } else {
+                grads.push(None);
+            }
             offset = end;
         }
         Ok(grads)
     }
+}
+
+/// The output (or its gradient) in standard layout as `outer` rows of `row` elements:
+/// `outer` is the product of the sizes before the axis, `inner` of those after it, and
+/// a row holds each input's block of `d_i * inner` elements.
+struct Blocks {
+    outer: usize,
+    inner: usize,
+    row: usize,
+}
+
+impl Blocks {
+    fn new(shape: &[usize], axis: usize) -> Self {
+        let inner: usize = shape[axis + 1..].iter().product();
+        Blocks {
+            outer: shape[..axis].iter().product(),
+            inner,
+            row: shape[axis] * inner,
+        }
+    }
+
+    /// Calls `fill(o, row)` on each of the `outer` rows of `len` elements of `data`, split
+    /// across rayon's threads when there is enough to copy.
+    fn each_row<F: Float>(
+        &self,
+        data: &mut [F],
+        len: usize,
+        fill: impl Fn(usize, &mut [F]) + Sync,
+    ) {
+        if data.is_empty() {
+            return; // a size of 0 somewhere: nothing to copy (and no rows to split into)
+        }
+        if data.len() > elementwise::CHUNK {
+            data.par_chunks_mut(len)
+                .with_min_len(elementwise::CHUNK.div_ceil(len))
+                .enumerate()
+                .for_each(|(o, row)| fill(o, row));
+        } else {
+            data.chunks_mut(len)
+                .enumerate()
+                .for_each(|(o, row)| fill(o, row));
+        }
+    }
+}
+
+/// `data` as an array of `shape` (which has exactly `data.len()` elements).
+fn shaped<F: Float>(shape: &[usize], data: Vec<F>) -> Result<ArrayD<F>> {
+    ArrayD::from_shape_vec(IxDyn(shape), data).map_err(|e| Error::Contract {
+        op: <Concat as OpType>::NAME,
+        message: format!("BUG: a result of shape {shape:?}: {e}"),
+    })
 }
 
 impl OpType for Concat {
@@ -179,6 +259,61 @@ mod tests {
             grads.get(&b).unwrap(),
             &arr2(&[[20.0, 30.0], [50.0, 60.0]]).into_dyn()
         );
+    }
+
+    #[test]
+    fn large_inputs_on_any_axis_and_thread_count_match_slicing() {
+        // Three inputs of [3, d_i, 5, 4104] (above one parallel chunk per row on axis 1),
+        // the second stored transposed, one empty; on every axis the output must be
+        // ndarray's own concatenation and each gradient the slice of dL/dy.
+        for axis in 0..4 {
+            let shape = |d: usize| {
+                let mut shape = vec![3, 2, 5, 4104];
+                shape[axis] = d;
+                shape
+            };
+            let numbered = |d: usize, from: usize| {
+                let shape = shape(d);
+                let len: usize = shape.iter().product();
+                ArrayD::from_shape_vec(shape, (from..from + len).map(|v| v as f32).collect())
+                    .unwrap()
+            };
+            let a = numbered(2, 0);
+            // b's values, stored with its axes reversed: a view that is not row-major.
+            let b_stored = numbered(3, 1 << 20)
+                .reversed_axes()
+                .as_standard_layout()
+                .into_owned();
+            let empty = numbered(0, 0);
+            let inputs = [a.view(), b_stored.view().reversed_axes(), empty.view()];
+            assert!(!inputs[1].is_standard_layout());
+            let expected = ndarray::concatenate(Axis(axis), &inputs).unwrap();
+            let dy = expected.mapv(|v| -v);
+            for threads in [1, 2] {
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .unwrap();
+                let concat = Concat {
+                    axis: axis as isize,
+                };
+                let y = pool
+                    .install(|| Op::<f32>::forward(&concat, &inputs))
+                    .unwrap();
+                assert_eq!(y, expected, "axis {axis}, {threads} threads");
+                let needs_grad = [true, true, true];
+                let cx = BackwardCx {
+                    inputs: &inputs,
+                    output: y.view(),
+                    output_grad: dy.view(),
+                    needs_grad: &needs_grad,
+                };
+                let grads = pool.install(|| Op::<f32>::backward(&concat, &cx)).unwrap();
+                for (grad, x) in grads.iter().zip(&inputs) {
+                    assert_eq!(grad.as_ref().unwrap(), &x.mapv(|v| -v), "axis {axis}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -1,16 +1,18 @@
 //! What the elementwise ops share: a function applied to every element (forward), or to
 //! every pair of output gradient and saved value (backward), on row-major slices: one loop
 //! the compiler vectorises for small arrays, split across rayon's threads for large ones.
+//! Results are written into memory from [`buffers`], which the tape gives back when they
+//! die: a large result reuses the last step's memory instead of faulting in fresh pages.
 //!
 //! Each element is computed alone, so the split changes no bit of the result.
 
 use ndarray::{ArrayD, ArrayViewD, IxDyn};
 use rayon::prelude::*;
-use tapir_core::{Error, Float, Result};
+use tapir_core::{Error, Float, Result, buffers};
 
 /// Elements per parallel task: below this, handing work to another thread costs more than
 /// it saves (and gradient checks make thousands of tiny calls).
-const CHUNK: usize = 1 << 15;
+pub(crate) const CHUNK: usize = 1 << 15;
 
 /// `f(x)` for every element of `x`, in `x`'s shape.
 pub(crate) fn map<F: Float>(
@@ -20,16 +22,20 @@ pub(crate) fn map<F: Float>(
 ) -> Result<ArrayD<F>> {
     let x_std = x.as_standard_layout();
     let x_slice = row_major(op, x_std.as_slice())?;
-    // Collected, not written into a zeroed vector: one pass over the memory, not two.
-    let y: Vec<F> = if x_slice.len() > CHUNK {
-        x_slice
-            .par_iter()
-            .with_min_len(CHUNK)
-            .map(|&x| f(x))
-            .collect()
-    } else {
-        x_slice.iter().map(|&x| f(x)).collect()
+    // Every element is written: no need to zero the memory first.
+    let mut y = buffers::for_overwrite::<F>(x_slice.len());
+    let apply = |y: &mut [F], x: &[F]| {
+        for (y, &x) in y.iter_mut().zip(x) {
+            *y = f(x);
+        }
     };
+    if x_slice.len() > CHUNK {
+        y.par_chunks_mut(CHUNK)
+            .zip(x_slice.par_chunks(CHUNK))
+            .for_each(|(y, x)| apply(y, x));
+    } else {
+        apply(&mut y, x_slice);
+    }
     shaped(op, x.shape(), y)
 }
 
@@ -56,25 +62,25 @@ pub(crate) fn map_grad<F: Float>(
         row_major(op, dy_std.as_slice())?,
         row_major(op, v_std.as_slice())?,
     );
-    let dx: Vec<F> = if dy_slice.len() > CHUNK {
-        dy_slice
-            .par_iter()
-            .zip(v_slice)
-            .with_min_len(CHUNK)
-            .map(|(&dy, &v)| f(dy, v))
-            .collect()
-    } else {
-        dy_slice
-            .iter()
-            .zip(v_slice)
-            .map(|(&dy, &v)| f(dy, v))
-            .collect()
+    let mut dx = buffers::for_overwrite::<F>(dy_slice.len());
+    let apply = |dx: &mut [F], dy: &[F], v: &[F]| {
+        for ((dx, &dy), &v) in dx.iter_mut().zip(dy).zip(v) {
+            *dx = f(dy, v);
+        }
     };
+    if dy_slice.len() > CHUNK {
+        dx.par_chunks_mut(CHUNK)
+            .zip(dy_slice.par_chunks(CHUNK))
+            .zip(v_slice.par_chunks(CHUNK))
+            .for_each(|((dx, dy), v)| apply(dx, dy, v));
+    } else {
+        apply(&mut dx, dy_slice, v_slice);
+    }
     shaped(op, dy.shape(), dx)
 }
 
 /// The elements of a standard-layout array, which always has them as one slice.
-fn row_major<'a, F>(op: &'static str, slice: Option<&'a [F]>) -> Result<&'a [F]> {
+pub(crate) fn row_major<'a, F>(op: &'static str, slice: Option<&'a [F]>) -> Result<&'a [F]> {
     slice.ok_or_else(|| Error::Contract {
         op,
         message: "BUG: a standard-layout array is not one slice".into(),
