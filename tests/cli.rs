@@ -557,6 +557,7 @@ fn profile_prints_json_with_images_per_s_at_the_top() {
     let json: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
     assert!(json["images_per_s"].as_f64().unwrap() > 0.0, "{json}");
     assert_eq!(json["threads"], 2);
+    assert_eq!(json["side_by_side"], true);
     let names: Vec<&str> = json["nodes"]
         .as_array()
         .unwrap()
@@ -564,6 +565,26 @@ fn profile_prints_json_with_images_per_s_at_the_top() {
         .map(|node| node["name"].as_str().unwrap())
         .collect();
     assert_eq!(names, ["conv", "relu", "pool", "logits", "loss"]);
+}
+
+#[test]
+fn profile_one_at_a_time_says_so() {
+    let output = tapir(&[
+        "profile",
+        "graphs/inception.ron",
+        "--batch",
+        "2",
+        "--threads",
+        "2",
+        "--steps",
+        "1",
+        "--one-at-a-time",
+        "--json",
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let json: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+    assert_eq!(json["side_by_side"], false, "{json}");
+    assert_eq!(json["threads"], 2);
 }
 
 #[test]

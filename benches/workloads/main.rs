@@ -10,6 +10,7 @@
 //! | W4 | maxpool | `x[32,32,28,28]`, kernel 2, stride 2 |
 //! | W5 | cnn-step | one SGD step of `graphs/cnn-2.ron`, batch 64 |
 //! | W6 | fcn-step | one SGD step of `graphs/fcn.ron`, batch 64 |
+//! | G1 | inception-step | one SGD step of `graphs/inception.ron`, batch 64, its four branches side by side and one at a time |
 //!
 //! "fwd" is the op's forward alone, no tape; "fwd_bwd" adds the op's backward for the
 //! gradient of `sum(output)` with respect to the input and every weight and bias. A step
@@ -17,7 +18,7 @@
 //!
 //! Throughput is counted in "elements": FLOP for W1-W3 and sgemm (2 per multiply-add of
 //! the conv and dense layers, a backward counting twice its forward), so `Gelem/s` reads as
-//! GFLOP/s; images for W5 and W6 (`elem/s` is images/s); input elements for W4.
+//! GFLOP/s; images for W5, W6 and G1 (`elem/s` is images/s); input elements for W4.
 //!
 //! Data is seeded: inputs N(0, 1), weights and biases U(-1/sqrt(fan_in), 1/sqrt(fan_in)),
 //! labels uniform in {0, 1}. The thread count is rayon's: compare

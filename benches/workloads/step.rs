@@ -1,10 +1,12 @@
-//! W5 and W6: one SGD training step of `graphs/cnn-2.ron` and `graphs/fcn.ron`, batch 64.
+//! W5 and W6: one SGD training step of `graphs/cnn-2.ron` and `graphs/fcn.ron`, batch 64;
+//! G1: the same step of the branching `graphs/inception.ron`, its branches side by side and
+//! one at a time.
 
 use std::sync::Arc;
 
 use criterion::{BatchSize, Criterion, SamplingMode, Throughput, criterion_group};
 use ndarray::ArrayD;
-use tapir_core::ParamRole;
+use tapir_core::{ParamRole, Schedule};
 use tapir_graph::{Graph, Network, Params};
 
 use crate::data;
@@ -44,7 +46,8 @@ fn step(network: &Network<f32>, params: &mut Params<f32>, inputs: Vec<ArrayD<f32
     result.loss
 }
 
-fn training_step(c: &mut Criterion, id: &str, graph: &str) {
+/// Times a step of `graphs/GRAPH` under each of `schedules`, named by the schedule's name.
+fn training_step(c: &mut Criterion, id: &str, graph: &str, schedules: &[(&str, Schedule)]) {
     let (network, mut params) = network(graph);
     let shape: Vec<usize> = std::iter::once(BATCH)
         .chain(network.graph().inputs[0].shape.iter().copied())
@@ -54,28 +57,44 @@ fn training_step(c: &mut Criterion, id: &str, graph: &str) {
     let mut group = c.benchmark_group(id);
     group.sampling_mode(SamplingMode::Flat);
     group.throughput(Throughput::Elements(BATCH as u64));
-    group.bench_function("f32_step", |b| {
-        b.iter_batched(
-            || vec![images.clone(), labels.clone()],
-            // As `tapir train` runs its steps: all on a thread of the pool, where the step's
-            // memory is allocated and freed (see `tapir_train::train_epoch`).
-            |inputs| tapir_core::on_pool(|| step(&network, &mut params, inputs)),
-            BatchSize::LargeInput,
-        )
-    });
+    for (name, schedule) in schedules {
+        let network = network.clone().with_schedule(*schedule);
+        group.bench_function(*name, |b| {
+            b.iter_batched(
+                || vec![images.clone(), labels.clone()],
+                // As `tapir train` runs its steps: all on a thread of the pool, where the
+                // step's memory is allocated and freed (see `tapir_train::train_epoch`).
+                |inputs| tapir_core::on_pool(|| step(&network, &mut params, inputs)),
+                BatchSize::LargeInput,
+            )
+        });
+    }
     group.finish();
 }
 
+const SIDE_BY_SIDE: &[(&str, Schedule)] = &[("f32_step", Schedule::SideBySide)];
+
 fn w5(c: &mut Criterion) {
-    training_step(c, "W5_cnn_step", "cnn-2.ron");
+    training_step(c, "W5_cnn_step", "cnn-2.ron", SIDE_BY_SIDE);
 }
 
 fn w6(c: &mut Criterion) {
-    training_step(c, "W6_fcn_step", "fcn.ron");
+    training_step(c, "W6_fcn_step", "fcn.ron", SIDE_BY_SIDE);
+}
+
+/// The four branches of `inception.ron` side by side (as `tapir train` runs them) against
+/// one at a time, each op still split across the threads: what running independent nodes
+/// in parallel gains. One thread runs both the same way; compare with two.
+fn g1(c: &mut Criterion) {
+    let schedules = [
+        ("f32_step_side_by_side", Schedule::SideBySide),
+        ("f32_step_one_at_a_time", Schedule::OneAtATime),
+    ];
+    training_step(c, "G1_inception_step", "inception.ron", &schedules);
 }
 
 criterion_group! {
     name = benches;
     config = crate::config();
-    targets = w5, w6
+    targets = w5, w6, g1
 }

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
+use tapir_core::Schedule;
 use tapir_graph::ProfileConfig;
 
 use crate::output::{Failure, Out, load_graph, require_loss};
@@ -18,7 +19,8 @@ use crate::output::{Failure, Out, load_graph, require_loss};
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:
   tapir profile graphs/cnn-2.ron --batch 64
-  tapir profile graphs/cnn-2.ron --batch 64 --threads 1 --json")]
+  tapir profile graphs/cnn-2.ron --batch 64 --threads 1 --json
+  tapir profile graphs/inception.ron --batch 8 --threads 2 --one-at-a-time")]
 pub struct ProfileArgs {
     /// The network file (RON), with a loss
     graph: PathBuf,
@@ -31,6 +33,11 @@ pub struct ProfileArgs {
     /// Timed steps, at least (and at least 2 seconds of them)
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
     steps: u32,
+    /// Run the independent nodes of a wave (a network's branches) one after another instead
+    /// of side by side; each op still splits its own work across the threads. The serial
+    /// baseline, to see what running branches side by side gains
+    #[arg(long)]
+    one_at_a_time: bool,
     /// Seed of the parameters and the data
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -46,6 +53,11 @@ pub fn run(args: &ProfileArgs, out: &mut Out) -> Result<(), Failure> {
     let config = ProfileConfig {
         batch: args.batch as usize,
         threads: args.threads.map(|n| n as usize),
+        schedule: if args.one_at_a_time {
+            Schedule::OneAtATime
+        } else {
+            Schedule::SideBySide
+        },
         steps: args.steps as usize,
         time: Duration::from_secs(2),
         seed: args.seed,

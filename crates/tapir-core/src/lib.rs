@@ -29,7 +29,7 @@ pub use limits::{MAX_ELEMENTS, allocatable_elements};
 pub use op::{BackwardCx, Op, OpType, ParamRole, ParamSpec};
 pub use pool::on_pool;
 pub use registry::{Registry, RegistryEntry};
-pub use tape::{Gradients, Tape, Var};
+pub use tape::{Gradients, Schedule, Tape, Var};
 
 /// Re-exported so that ops and users name one `ndarray`.
 pub use ndarray;

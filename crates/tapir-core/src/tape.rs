@@ -83,6 +83,31 @@ enum Entry<F: Float> {
 /// What one op's backward returns: a gradient (or none) per input.
 type OpGrads<F> = Result<Vec<Option<ArrayD<F>>>>;
 
+/// How the independent ops of one wave run, forward (in a graph's network) and backward.
+///
+/// Either way each op splits its own work across the rayon pool, and the results are the
+/// same bits: ops are recorded, and their gradients added, in a fixed order.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Schedule {
+    /// Side by side on the rayon pool: while one branch of a network waits on memory or
+    /// cannot split its work further, another runs on the free threads.
+    #[default]
+    SideBySide,
+    /// One after another in a fixed order: the serial baseline that side by side is
+    /// measured against (and a way to see each op alone on every thread).
+    OneAtATime,
+}
+
+impl Schedule {
+    /// Runs `run` on each job, side by side or in order, and gives the results in job order.
+    pub fn map<J: Sync, R: Send>(self, jobs: &[J], run: impl Fn(&J) -> R + Sync + Send) -> Vec<R> {
+        match self {
+            Schedule::SideBySide if jobs.len() > 1 => jobs.par_iter().map(run).collect(),
+            _ => jobs.iter().map(run).collect(),
+        }
+    }
+}
+
 /// Records ops as they run, for [`Tape::backward`].
 ///
 /// A recording tape keeps every tracked op's inputs and output alive until it is dropped; an
@@ -92,6 +117,7 @@ type OpGrads<F> = Result<Vec<Option<ArrayD<F>>>>;
 pub struct Tape<F: Float> {
     id: u64,
     recording: bool,
+    schedule: Schedule,
     entries: Vec<Entry<F>>,
 }
 
@@ -120,8 +146,21 @@ impl<F: Float> Tape<F> {
         Tape {
             id: NEXT_TAPE_ID.fetch_add(1, Ordering::Relaxed),
             recording: true,
+            schedule: Schedule::default(),
             entries: Vec::new(),
         }
+    }
+
+    /// This tape, running the independent ops of a wave as `schedule` says (side by side
+    /// unless told otherwise).
+    pub fn with_schedule(mut self, schedule: Schedule) -> Self {
+        self.schedule = schedule;
+        self
+    }
+
+    /// How the independent ops of a wave run on this tape.
+    pub fn schedule(&self) -> Schedule {
+        self.schedule
     }
 
     /// An inference tape: ops run, nothing is recorded, no activation is kept.
@@ -240,8 +279,8 @@ impl<F: Float> Tape<F> {
 
     /// [`Tape::backward_from`], calling `timing(entry, time)` once for each op whose backward
     /// ran, with the op's [`Tape::entry_index`] and how long its backward took (the checks of
-    /// its result included, the sums of gradients not). Ops of one wave run side by side, so
-    /// their times can overlap.
+    /// its result included, the sums of gradients not). Ops of one wave run side by side
+    /// (unless the tape's [`Schedule`] says one at a time), so their times can overlap.
     pub fn backward_from_timed(
         &self,
         output: &Var<F>,
@@ -295,7 +334,8 @@ impl<F: Float> Tape<F> {
         grads[start.index] = Some(output_grad);
         // Ops run backward in waves: wave h holds the ops whose longest path to `output` has h
         // steps. An op's consumers all sit in earlier waves, so its gradient is complete when
-        // its wave comes, and the ops of one wave are independent: they run side by side.
+        // its wave comes, and the ops of one wave are independent: they run side by side
+        // (unless the tape's schedule says one at a time).
         // Their gradients are then added in a fixed order (descending entry index), so the
         // sums do not depend on the thread count.
         for wave in self.waves(start.index) {
@@ -314,11 +354,7 @@ impl<F: Float> Tape<F> {
                 };
                 (grads, began.map(|began| began.elapsed()))
             };
-            let results: Vec<(OpGrads<F>, Option<Duration>)> = if jobs.len() > 1 {
-                jobs.par_iter().map(run).collect()
-            } else {
-                jobs.iter().map(run).collect()
-            };
+            let results: Vec<(OpGrads<F>, Option<Duration>)> = self.schedule.map(&jobs, run);
             for ((index, _), (input_grads, elapsed)) in jobs.iter().zip(results) {
                 if let (Some(timing), Some(elapsed)) = (timing.as_mut(), elapsed) {
                     timing(*index, elapsed);

@@ -2,8 +2,12 @@
 //! forward and backward results are checked rather than trusted.
 
 use ndarray::{ArrayD, ArrayViewD, IxDyn, arr1};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 use tapir_core::gradcheck::{self, CheckInput, Config};
-use tapir_core::{Arity, BackwardCx, Error, Float, Op, Result, Tape, Var};
+
+use tapir_core::{Arity, BackwardCx, Error, Float, Op, Result, Schedule, Tape, Var};
 
 /// `y = x * x` elementwise, with a backward that can be broken on purpose.
 #[derive(Debug, Clone, Copy)]
@@ -75,6 +79,37 @@ impl<F: Float> Op<F> for Times {
         let grad_a = cx.needs_grad(0).then(|| &cx.output_grad * &cx.inputs[1]);
         let grad_b = cx.needs_grad(1).then(|| &cx.output_grad * &cx.inputs[0]);
         Ok(vec![grad_a, grad_b])
+    }
+}
+
+/// `y = x`, whose backward counts how many backwards of its kind run at once.
+#[derive(Debug, Default)]
+struct Watched {
+    running: Arc<AtomicUsize>,
+    most_at_once: Arc<AtomicUsize>,
+}
+
+impl<F: Float> Op<F> for Watched {
+    fn name(&self) -> &'static str {
+        "watched"
+    }
+    fn arity(&self) -> Arity {
+        Arity::Exactly(1)
+    }
+    fn output_shape(&self, inputs: &[&[usize]]) -> Result<Vec<usize>> {
+        Arity::Exactly(1).check("watched", inputs.len())?;
+        Ok(inputs[0].to_vec())
+    }
+    fn forward(&self, inputs: &[ArrayViewD<F>]) -> Result<ArrayD<F>> {
+        Ok(inputs[0].to_owned())
+    }
+    fn backward(&self, cx: &BackwardCx<F>) -> Result<Vec<Option<ArrayD<F>>>> {
+        let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most_at_once.fetch_max(now, Ordering::SeqCst);
+        // Long enough for a second thread to start its op meanwhile, if it may.
+        std::thread::sleep(Duration::from_millis(20));
+        self.running.fetch_sub(1, Ordering::SeqCst);
+        Ok(vec![Some(cx.output_grad.to_owned())])
     }
 }
 
@@ -242,10 +277,10 @@ fn f32_and_f64_run_the_same_op() {
 }
 
 #[test]
-fn parallel_backward_is_bit_identical_whatever_the_thread_count() {
+fn parallel_backward_is_bit_identical_whatever_the_thread_count_or_schedule() {
     // Four branches from one leaf, multiplied together: the branches' backward runs in one wave.
-    let run = || {
-        let mut tape = Tape::<f32>::new();
+    let run = |schedule| {
+        let mut tape = Tape::<f32>::new().with_schedule(schedule);
         let x = tape.leaf(
             ArrayD::from_shape_fn(vec![64], |i| 0.1 + i[0] as f32 * 0.37),
             true,
@@ -272,7 +307,41 @@ fn parallel_backward_is_bit_identical_whatever_the_thread_count() {
             .build()
             .unwrap()
     };
-    assert_eq!(pool(1).install(run), pool(2).install(run));
+    let side_by_side = pool(1).install(|| run(Schedule::SideBySide));
+    assert_eq!(side_by_side, pool(2).install(|| run(Schedule::SideBySide)));
+    assert_eq!(side_by_side, pool(2).install(|| run(Schedule::OneAtATime)));
+}
+
+#[test]
+fn the_schedule_decides_whether_the_ops_of_a_wave_run_at_once() {
+    // Four branches from one leaf, each through a `Watched` op, multiplied in pairs and the
+    // pairs together: the four `Watched` backwards form one wave.
+    let most_at_once = |schedule| {
+        let watched = Arc::new(Watched::default());
+        let mut tape = Tape::<f32>::new().with_schedule(schedule);
+        assert_eq!(tape.schedule(), schedule);
+        let x = tape.leaf(ArrayD::ones(vec![4]), true);
+        let branches: Vec<Var<f32>> = (0..4)
+            .map(|_| tape.apply_shared(Arc::clone(&watched) as _, &[&x]).unwrap())
+            .collect();
+        let left = tape.apply(Times, &[&branches[0], &branches[1]]).unwrap();
+        let right = tape.apply(Times, &[&branches[2], &branches[3]]).unwrap();
+        let product = tape.apply(Times, &[&left, &right]).unwrap();
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap()
+            .install(|| tape.backward_from(&product, ArrayD::ones(vec![4])).unwrap());
+        watched.most_at_once.load(Ordering::SeqCst)
+    };
+    assert_eq!(Tape::<f32>::new().schedule(), Schedule::SideBySide);
+    // One at a time must hold on every run; side by side shows on a busy machine only
+    // when the second thread is free, so a few runs are allowed.
+    assert_eq!(most_at_once(Schedule::OneAtATime), 1);
+    assert!(
+        (0..10).any(|_| most_at_once(Schedule::SideBySide) == 2),
+        "the branches' backwards never ran at once on two threads"
+    );
 }
 
 #[test]

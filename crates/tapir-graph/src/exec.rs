@@ -8,8 +8,7 @@ use ndarray::ArrayD;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal, Uniform};
-use rayon::prelude::*;
-use tapir_core::{Error, Float, Op, ParamRole, Result, Tape, Var};
+use tapir_core::{Error, Float, Op, ParamRole, Result, Schedule, Tape, Var};
 
 use crate::graph::{Graph, ValueId};
 use crate::schema::Init;
@@ -21,6 +20,9 @@ use crate::schema::Init;
 /// before a `MaxPool2d`, and the `Conv2d` before that `Relu`). The results and gradients are
 /// the same bits; the fused node's own value is never made, so [`Forward::value`] has none
 /// for it. [`Network::unfused`] runs every node on its own, to read every value.
+///
+/// The independent nodes of a wave run side by side; [`Network::with_schedule`] can make
+/// them run one at a time instead (the same bits either way).
 #[derive(Debug, Clone)]
 pub struct Network<F: Float> {
     graph: Arc<Graph>,
@@ -28,6 +30,8 @@ pub struct Network<F: Float> {
     ops: Vec<Arc<dyn Op<F>>>,
     /// Per node, how it runs.
     fusion: Vec<Fusion>,
+    /// How the tapes this network makes itself ([`Network::loss_and_grads`]) run a wave.
+    schedule: Schedule,
 }
 
 /// How a node of a [`Network`] runs.
@@ -157,7 +161,25 @@ impl<F: Float> Network<F> {
             })
             .collect::<Result<_>>()?;
         let fusion = vec![Fusion::Alone; graph.nodes.len()];
-        Ok(Network { graph, ops, fusion })
+        Ok(Network {
+            graph,
+            ops,
+            fusion,
+            schedule: Schedule::default(),
+        })
+    }
+
+    /// This network, with the tapes it makes itself ([`Network::loss_and_grads`]) running the
+    /// independent nodes of a wave as `schedule` says. On a tape given to
+    /// [`Network::forward`], the tape's own schedule ([`Tape::with_schedule`]) decides.
+    pub fn with_schedule(mut self, schedule: Schedule) -> Self {
+        self.schedule = schedule;
+        self
+    }
+
+    /// How the tapes this network makes run a wave.
+    pub fn schedule(&self) -> Schedule {
+        self.schedule
     }
 
     /// Fuses each node `b` whose first input is a node `a` read by `b` alone and not an
@@ -253,8 +275,9 @@ impl<F: Float> Network<F> {
     /// Runs the network on `inputs` (one array per graph input, batch axis first, in
     /// [`Graph::inputs`] order; `labels` may be left out when the loss is not needed).
     ///
-    /// Nodes run wave by wave; the nodes of a wave run side by side on the rayon pool and are
-    /// recorded on the tape in node order, so the result does not depend on the thread count.
+    /// Nodes run wave by wave; the nodes of a wave run side by side on the rayon pool (or one
+    /// at a time, as `tape`'s [`Schedule`] says) and are recorded on the tape in node order,
+    /// so the result depends on neither the thread count nor the schedule.
     /// With `trace`, each node's start and end times are pushed there.
     pub fn forward(
         &self,
@@ -335,11 +358,7 @@ impl<F: Float> Network<F> {
                 }
                 output
             };
-            let outputs: Vec<Result<ArrayD<F>>> = if jobs.len() > 1 {
-                jobs.par_iter().map(run).collect()
-            } else {
-                jobs.iter().map(run).collect()
-            };
+            let outputs: Vec<Result<ArrayD<F>>> = tape.schedule().map(&jobs, run);
             for ((n, args), output) in jobs.iter().zip(outputs) {
                 let refs: Vec<&Var<F>> = args.iter().collect();
                 nodes[*n] = Some(tape.record(Arc::clone(&self.ops[*n]), &refs, output?)?);
@@ -486,7 +505,7 @@ impl<F: Float> Network<F> {
                 self.graph.name
             )));
         };
-        let mut tape = Tape::new();
+        let mut tape = Tape::new().with_schedule(self.schedule);
         let forward = self.forward(&mut tape, params, inputs, grad_inputs, None)?;
         let Some(loss_var) = forward.nodes[loss].as_ref() else {
             return Err(Error::Input("the loss needs its labels".into()));

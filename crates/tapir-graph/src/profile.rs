@@ -15,7 +15,7 @@ use ndarray::ArrayD;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
-use tapir_core::{Error, Result, Tape};
+use tapir_core::{Error, Result, Schedule, Tape};
 
 use crate::exec::{Fusion, Network, NodeTiming, Params};
 use crate::graph::Graph;
@@ -29,6 +29,8 @@ pub struct ProfileConfig {
     pub batch: usize,
     /// Threads of the rayon pool the steps run in; `None` runs on rayon's global pool.
     pub threads: Option<usize>,
+    /// How the independent nodes of a wave run (side by side unless told otherwise).
+    pub schedule: Schedule,
     /// Untimed steps first: at least this many ...
     pub warmup_steps: usize,
     /// ... and for at least this long.
@@ -44,12 +46,13 @@ pub struct ProfileConfig {
 }
 
 impl Default for ProfileConfig {
-    /// Batch 64 on rayon's pool; 5 warm-up steps over at least 0.5 s, then at least 20 timed
+    /// Batch 64 on rayon's pool, a wave's nodes side by side; 5 warm-up steps over at least 0.5 s, then at least 20 timed
     /// steps over at least 2 s; seed 0, learning rate 0.01.
     fn default() -> Self {
         ProfileConfig {
             batch: 64,
             threads: None,
+            schedule: Schedule::SideBySide,
             warmup_steps: 5,
             warmup_time: Duration::from_millis(500),
             steps: 20,
@@ -69,6 +72,8 @@ pub struct Profile {
     pub batch: usize,
     /// Threads of the pool the steps ran in.
     pub threads: usize,
+    /// Whether the independent nodes of a wave ran side by side (or one at a time).
+    pub side_by_side: bool,
     /// Untimed steps run first.
     pub warmup_steps: usize,
     /// Timed steps.
@@ -194,7 +199,7 @@ impl Graph {
         let trace: Mutex<Vec<NodeTiming>> = Mutex::new(Vec::with_capacity(self.nodes.len()));
         let mut node_backward = vec![Duration::ZERO; self.nodes.len()];
         let began = Instant::now();
-        let mut tape = Tape::new();
+        let mut tape = Tape::new().with_schedule(config.schedule);
         let forward = network.forward(&mut tape, params, inputs, false, Some(&trace))?;
         let forward_time = began.elapsed();
         let loss = self
@@ -299,6 +304,7 @@ impl Graph {
             graph: self.name.clone(),
             batch: config.batch,
             threads: rayon::current_num_threads(),
+            side_by_side: config.schedule == Schedule::SideBySide,
             warmup_steps,
             steps: steps.len(),
             step_s,
@@ -393,10 +399,15 @@ impl Profile {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "{}: a training step (forward, backward, SGD update) in f32, batch {}, {}",
+            "{}: a training step (forward, backward, SGD update) in f32, batch {}, {}{}",
             self.graph,
             self.batch,
-            plural(self.threads, "thread")
+            plural(self.threads, "thread"),
+            if self.side_by_side {
+                ""
+            } else {
+                ", the nodes of a wave one at a time"
+            }
         );
         let _ = writeln!(
             out,

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use ndarray::ArrayD;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use tapir_core::{Tape, Var};
+use tapir_core::{Schedule, Tape, Var};
 use tapir_graph::{Fusion, Graph, Network, NodeTiming, Params};
 
 fn graph(name: &str) -> Arc<Graph> {
@@ -53,25 +53,63 @@ fn step_bits(network: &Network<f32>, params: &Params<f32>, batch: usize) -> Vec<
 }
 
 #[test]
-fn forward_and_backward_are_bit_identical_whatever_the_thread_count() {
+fn forward_and_backward_are_bit_identical_whatever_the_thread_count_or_schedule() {
     for name in ["cnn-2.ron", "inception.ron", "fcn.ron"] {
         let network = Network::<f32>::new(graph(name)).unwrap();
         let params = network.init_params(3);
         let one = pool(1).install(|| step_bits(&network, &params, 9));
         let two = pool(2).install(|| step_bits(&network, &params, 9));
         assert_eq!(one, two, "{name}");
+        let serial = network.with_schedule(Schedule::OneAtATime);
+        let two_serial = pool(2).install(|| step_bits(&serial, &params, 9));
+        assert_eq!(one, two_serial, "{name}, one at a time");
     }
+}
+
+/// The nodes of `inception.ron`'s four branches.
+fn inception_branches(graph: &Graph) -> Vec<usize> {
+    ["branch1", "branch3", "branch5", "branch_pool"]
+        .iter()
+        .map(|name| graph.nodes.iter().position(|n| &n.name == name).unwrap())
+        .collect()
+}
+
+/// The forward's spans of `inception.ron`'s four branches, on two threads.
+fn branch_spans(schedule: Schedule) -> Vec<NodeTiming> {
+    let network = Network::<f32>::new(graph("inception.ron")).unwrap();
+    let params = network.init_params(0);
+    let branches = inception_branches(network.graph());
+    let trace = Mutex::new(Vec::<NodeTiming>::new());
+    pool(2).install(|| {
+        let mut tape = Tape::inference().with_schedule(schedule);
+        network
+            .forward(
+                &mut tape,
+                &params,
+                vec![images(32, &[1, 28, 28], 1)],
+                false,
+                Some(&trace),
+            )
+            .unwrap();
+    });
+    let mut trace = trace.into_inner().unwrap();
+    trace.retain(|t| branches.contains(&t.node));
+    assert_eq!(trace.len(), 4, "each branch ran once");
+    trace
+}
+
+fn overlap(spans: &[NodeTiming]) -> bool {
+    spans.iter().any(|a| {
+        spans
+            .iter()
+            .any(|b| a.node != b.node && a.start < b.end && b.start < a.end)
+    })
 }
 
 #[test]
 fn independent_branches_run_side_by_side() {
-    let network = Network::<f32>::new(graph("inception.ron")).unwrap();
-    let params = network.init_params(0);
-    let graph = network.graph();
-    let branches: Vec<usize> = ["branch1", "branch3", "branch5", "branch_pool"]
-        .iter()
-        .map(|name| graph.nodes.iter().position(|n| &n.name == name).unwrap())
-        .collect();
+    let graph = graph("inception.ron");
+    let branches = inception_branches(&graph);
     assert!(
         graph
             .waves
@@ -81,35 +119,23 @@ fn independent_branches_run_side_by_side() {
     );
     // Overlap in time is what parallel execution means; on a busy machine one run may happen
     // not to show it, so a few runs are allowed.
-    let overlapped = (0..10).any(|_| {
-        let trace = Mutex::new(Vec::<NodeTiming>::new());
-        pool(2).install(|| {
-            let mut tape = Tape::inference();
-            network
-                .forward(
-                    &mut tape,
-                    &params,
-                    vec![images(32, &[1, 28, 28], 1)],
-                    false,
-                    Some(&trace),
-                )
-                .unwrap();
-        });
-        let trace = trace.into_inner().unwrap();
-        let spans: Vec<&NodeTiming> = trace
-            .iter()
-            .filter(|t| branches.contains(&t.node))
-            .collect();
-        spans.iter().any(|a| {
-            spans
-                .iter()
-                .any(|b| a.node != b.node && a.start < b.end && b.start < a.end)
-        })
-    });
     assert!(
-        overlapped,
+        (0..10).any(|_| overlap(&branch_spans(Schedule::SideBySide))),
         "two inception branches never overlapped in time"
     );
+}
+
+#[test]
+fn one_at_a_time_runs_the_branches_one_after_another() {
+    for _ in 0..3 {
+        let mut spans = branch_spans(Schedule::OneAtATime);
+        assert!(!overlap(&spans), "branches overlapped: {spans:?}");
+        spans.sort_by(|a, b| a.start.total_cmp(&b.start));
+        let order: Vec<usize> = spans.iter().map(|t| t.node).collect();
+        let mut in_node_order = order.clone();
+        in_node_order.sort_unstable();
+        assert_eq!(order, in_node_order, "the branches run in node order");
+    }
 }
 
 #[test]

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use tapir_core::Schedule;
 use tapir_graph::{Graph, ProfileConfig};
 
 fn graph(name: &str) -> Arc<Graph> {
@@ -93,6 +94,28 @@ fn two_threads_run_in_their_own_pool() {
     let profile = graph("cnn-2.ron").profile(&quick(4, Some(2))).unwrap();
     assert_eq!(profile.threads, 2);
     assert_eq!(profile.nodes.len(), 8);
+}
+
+#[test]
+fn one_at_a_time_is_said_in_the_table_and_the_json() {
+    let graph = graph("inception.ron");
+    let side_by_side = graph.profile(&quick(2, Some(2))).unwrap();
+    assert!(side_by_side.side_by_side);
+    assert!(!side_by_side.table().contains("one at a time"));
+    let config = ProfileConfig {
+        schedule: Schedule::OneAtATime,
+        ..quick(2, Some(2))
+    };
+    let serial = graph.profile(&config).unwrap();
+    assert!(!serial.side_by_side);
+    let table = serial.table();
+    let header = table.lines().next().unwrap();
+    assert!(
+        header.ends_with("batch 2, 2 threads, the nodes of a wave one at a time"),
+        "{header}"
+    );
+    let json: serde_json::Value = serde_json::to_value(&serial).unwrap();
+    assert_eq!(json["side_by_side"], false);
 }
 
 #[test]
