@@ -216,15 +216,35 @@ pub(crate) fn argmax<F: Float>(
 pub(crate) struct RowWindows {
     cols: Vec<(usize, usize)>,
     tiles: bool,
+    /// With stride 1, the output columns `a..b` whose windows padding does not cut: window
+    /// `j` of them starts at input column `j - padding`, so column `t` of windows `a..b` is
+    /// one contiguous run of the row, and a whole row of them is `kernel` runs.
+    slides: Option<(usize, usize)>,
 }
 
 impl RowWindows {
     /// The windows of `g`'s output rows.
     pub(crate) fn new(g: &Window2d) -> Self {
+        let cols: Vec<(usize, usize)> = (0..g.output.1).map(|j| g.cols(j)).collect();
+        let whole = |j: &usize| cols[*j].1 - cols[*j].0 == g.kernel.1;
+        let slides = (g.stride.1 == 1)
+            .then(|| {
+                let a = (0..cols.len()).find(whole)?;
+                let b = (a..cols.len()).find(|j| !whole(j)).unwrap_or(cols.len());
+                Some((a, b))
+            })
+            .flatten();
         RowWindows {
-            cols: (0..g.output.1).map(|j| g.cols(j)).collect(),
             tiles: g.padding.1 == 0 && g.stride.1 == g.kernel.1,
+            slides,
+            cols,
         }
+    }
+
+    /// The output columns outside `slides` (all of them without it).
+    fn edges(&self) -> impl Iterator<Item = usize> {
+        let (a, b) = self.slides.unwrap_or((self.cols.len(), self.cols.len()));
+        (0..a).chain(b..self.cols.len())
     }
 }
 
@@ -250,6 +270,7 @@ pub(crate) fn row_max<F: Float>(
         match (windows.tiles, g.kernel.1) {
             (true, 2) => tile_max::<F, 2>(row, max),
             (true, 3) => tile_max::<F, 3>(row, max),
+            _ if windows.slides.is_some() => slide_max(windows, g.kernel.1, row, max),
             _ => {
                 for (m, &(c0, c1)) in max.iter_mut().zip(&windows.cols) {
                     *m = row[c0..c1]
@@ -302,10 +323,11 @@ pub(crate) fn row_argmax<F: Float>(
         }
         return;
     }
-    for ((k, &m), &(c0, c1)) in index.iter_mut().zip(max).zip(&windows.cols) {
+    let first_of = |j: usize| {
+        let (c0, c1) = windows.cols[j];
+        let m = max[j];
         if m.is_nan() {
-            *k = argmax(plane, width, (r0, r1), (c0, c1)).0;
-            continue;
+            return argmax(plane, width, (r0, r1), (c0, c1)).0;
         }
         let mut first = r0 * width + c0;
         for r in (r0..r1).rev() {
@@ -315,7 +337,59 @@ pub(crate) fn row_argmax<F: Float>(
                 first = std::hint::select_unpredictable(v == m, start + c, first);
             }
         }
-        *k = first;
+        first
+    };
+    let Some((a, b)) = windows.slides else {
+        for (j, k) in index.iter_mut().enumerate() {
+            *k = first_of(j);
+        }
+        return;
+    };
+    for j in windows.edges() {
+        index[j] = first_of(j);
+    }
+    // The same backward scan for windows a..b, one run of the row per window column:
+    // column t of window j is input column j - padding + t (a whole window starts at or
+    // after column 0, so a >= padding).
+    let c0 = windows.cols[a].0; // a - padding
+    for (o, k) in index[a..b].iter_mut().enumerate() {
+        *k = r0 * width + c0 + o;
+    }
+    for r in (r0..r1).rev() {
+        let row = plane_row(plane, width, r);
+        for t in (0..g.kernel.1).rev() {
+            let run = &row[c0 + t..c0 + t + (b - a)];
+            let start = r * width + c0 + t;
+            for (o, ((k, &m), &v)) in index[a..b].iter_mut().zip(&max[a..b]).zip(run).enumerate() {
+                *k = std::hint::select_unpredictable(v == m, start + o, *k);
+            }
+        }
+    }
+    for j in a..b {
+        if max[j].is_nan() {
+            index[j] = argmax(plane, width, (r0, r1), windows.cols[j]).0;
+        }
+    }
+}
+
+/// [`row_max`] on one input `row` for the windows of [`RowWindows::slides`] (the others
+/// as in general): `kernel` runs of the row, each compared with a run of maxima.
+fn slide_max<F: Float>(windows: &RowWindows, kernel: usize, row: &[F], max: &mut [F]) {
+    for j in windows.edges() {
+        let (c0, c1) = windows.cols[j];
+        max[j] = row[c0..c1]
+            .iter()
+            .fold(max[j], |m, &v| if v > m { v } else { m });
+    }
+    let Some((a, b)) = windows.slides else {
+        return;
+    };
+    let c0 = windows.cols[a].0; // window j of a..b starts at input column c0 + j - a
+    for t in 0..kernel {
+        let run = &row[c0 + t..c0 + t + (b - a)];
+        for (m, &v) in max[a..b].iter_mut().zip(run) {
+            *m = if v > *m { v } else { *m };
+        }
     }
 }
 
@@ -594,35 +668,52 @@ mod tests {
     #[test]
     fn row_kernels_agree_with_the_window_by_window_argmax() {
         // Few distinct values (many ties), a NaN and -inf here and there: every rule of
-        // `argmax` is exercised, on tiling windows and on overlapping, padded ones.
-        let x: Vec<f64> = (0..7 * 9)
-            .map(|k| match k % 17 {
-                5 => f64::NAN,
-                11 => f64::NEG_INFINITY,
-                _ => ((k * 7) % 4) as f64,
-            })
-            .collect();
-        for (kernel, stride, padding) in [(2, 2, 0), (3, 3, 0), (3, 1, 1), (2, 1, 1), (3, 2, 1)] {
-            let g = super::Window2d::new(
-                "test",
-                &[1, 1, 7, 9],
-                Pair::Both(kernel),
-                Some(Pair::Both(stride)),
-                Pair::Both(padding),
-            )
-            .unwrap();
-            let windows = super::RowWindows::new(&g);
-            let ow = g.output.1;
-            let (mut max, mut index) = (vec![0.0; ow], vec![0; ow]);
-            for i in 0..g.output.0 {
-                super::row_max(&g, &windows, &x, i, &mut max);
-                super::row_argmax(&g, &windows, &x, i, &max, &mut index);
-                for j in 0..ow {
-                    let (m, v) = super::argmax(&x, 9, g.rows(i), g.cols(j));
-                    let at =
-                        format!("kernel {kernel} stride {stride} padding {padding} ({i}, {j})");
-                    assert_eq!(index[j], m, "{at}");
-                    assert_eq!(max[j].to_bits(), v.to_bits(), "{at}");
+        // `argmax` is exercised, on tiling windows, on overlapping, padded ones, and on
+        // sliding ones (stride 1) whose whole windows make runs shorter and longer than a
+        // vector.
+        for width in [9, 37] {
+            let x: Vec<f64> = (0..7 * width)
+                .map(|k| match k % 17 {
+                    5 => f64::NAN,
+                    11 => f64::NEG_INFINITY,
+                    _ => ((k * 7) % 4) as f64,
+                })
+                .collect();
+            let geometries = [
+                (2, 2, 0),
+                (3, 3, 0),
+                (3, 1, 1),
+                (2, 1, 1),
+                (3, 2, 1),
+                (3, 1, 0),
+                (1, 1, 0),
+                (5, 1, 2),
+                (4, 1, 2),
+            ];
+            for (kernel, stride, padding) in geometries {
+                let g = super::Window2d::new(
+                    "test",
+                    &[1, 1, 7, width],
+                    Pair::Both(kernel),
+                    Some(Pair::Both(stride)),
+                    Pair::Both(padding),
+                )
+                .unwrap();
+                let windows = super::RowWindows::new(&g);
+                assert_eq!(windows.slides.is_some(), stride == 1);
+                let ow = g.output.1;
+                let (mut max, mut index) = (vec![0.0; ow], vec![0; ow]);
+                for i in 0..g.output.0 {
+                    super::row_max(&g, &windows, &x, i, &mut max);
+                    super::row_argmax(&g, &windows, &x, i, &max, &mut index);
+                    for j in 0..ow {
+                        let (m, v) = super::argmax(&x, width, g.rows(i), g.cols(j));
+                        let at = format!(
+                            "width {width}, kernel {kernel} stride {stride} padding {padding} ({i}, {j})"
+                        );
+                        assert_eq!(index[j], m, "{at}");
+                        assert_eq!(max[j].to_bits(), v.to_bits(), "{at}");
+                    }
                 }
             }
         }
