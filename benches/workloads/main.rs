@@ -10,7 +10,7 @@
 //! | W4 | maxpool | `x[32,32,28,28]`, kernel 2, stride 2 |
 //! | W5 | cnn-step | one SGD step of `graphs/cnn-2.ron`, batch 64 |
 //! | W6 | fcn-step | one SGD step of `graphs/fcn.ron`, batch 64 |
-//! | G1 | inception-step | one SGD step of `graphs/inception.ron`, batch 64, its four branches side by side and one at a time |
+//! | G1 | inception-step | one SGD step of `graphs/inception.ron`, batch 64 (and 4), its four branches side by side and one at a time |
 //!
 //! "fwd" is the op's forward alone, no tape; "fwd_bwd" adds the op's backward for the
 //! gradient of `sum(output)` with respect to the input and every weight and bias. A step

@@ -1,6 +1,6 @@
 //! W5 and W6: one SGD training step of `graphs/cnn-2.ron` and `graphs/fcn.ron`, batch 64;
-//! G1: the same step of the branching `graphs/inception.ron`, its branches side by side and
-//! one at a time.
+//! G1: the same step of the branching `graphs/inception.ron`, batch 64 and 4, its branches
+//! side by side and one at a time.
 
 use std::sync::Arc;
 
@@ -46,17 +46,24 @@ fn step(network: &Network<f32>, params: &mut Params<f32>, inputs: Vec<ArrayD<f32
     result.loss
 }
 
-/// Times a step of `graphs/GRAPH` under each of `schedules`, named by the schedule's name.
-fn training_step(c: &mut Criterion, id: &str, graph: &str, schedules: &[(&str, Schedule)]) {
+/// Times a step of `graphs/GRAPH` on `batch` samples under each of `schedules`, named by the
+/// schedule's name.
+fn training_step(
+    c: &mut Criterion,
+    id: &str,
+    graph: &str,
+    batch: usize,
+    schedules: &[(&str, Schedule)],
+) {
     let (network, mut params) = network(graph);
-    let shape: Vec<usize> = std::iter::once(BATCH)
+    let shape: Vec<usize> = std::iter::once(batch)
         .chain(network.graph().inputs[0].shape.iter().copied())
         .collect();
     let images = data::normal::<f32>(&shape, 1);
-    let labels = data::labels::<f32>(BATCH, 2);
+    let labels = data::labels::<f32>(batch, 2);
     let mut group = c.benchmark_group(id);
     group.sampling_mode(SamplingMode::Flat);
-    group.throughput(Throughput::Elements(BATCH as u64));
+    group.throughput(Throughput::Elements(batch as u64));
     for (name, schedule) in schedules {
         let network = network.clone().with_schedule(*schedule);
         group.bench_function(*name, |b| {
@@ -75,22 +82,30 @@ fn training_step(c: &mut Criterion, id: &str, graph: &str, schedules: &[(&str, S
 const SIDE_BY_SIDE: &[(&str, Schedule)] = &[("f32_step", Schedule::SideBySide)];
 
 fn w5(c: &mut Criterion) {
-    training_step(c, "W5_cnn_step", "cnn-2.ron", SIDE_BY_SIDE);
+    training_step(c, "W5_cnn_step", "cnn-2.ron", BATCH, SIDE_BY_SIDE);
 }
 
 fn w6(c: &mut Criterion) {
-    training_step(c, "W6_fcn_step", "fcn.ron", SIDE_BY_SIDE);
+    training_step(c, "W6_fcn_step", "fcn.ron", BATCH, SIDE_BY_SIDE);
 }
 
 /// The four branches of `inception.ron` side by side (as `tapir train` runs them) against
 /// one at a time, each op still split across the threads: what running independent nodes
-/// in parallel gains. One thread runs both the same way; compare with two.
+/// in parallel gains. One thread runs both the same way; compare with two. At batch 4 an
+/// op has one chunk of samples and cannot split; at 64 every op splits.
 fn g1(c: &mut Criterion) {
     let schedules = [
         ("f32_step_side_by_side", Schedule::SideBySide),
         ("f32_step_one_at_a_time", Schedule::OneAtATime),
     ];
-    training_step(c, "G1_inception_step", "inception.ron", &schedules);
+    training_step(c, "G1_inception_step", "inception.ron", BATCH, &schedules);
+    training_step(
+        c,
+        "G1_inception_step_batch4",
+        "inception.ron",
+        4,
+        &schedules,
+    );
 }
 
 criterion_group! {
