@@ -46,8 +46,8 @@ pub struct ProfileConfig {
 }
 
 impl Default for ProfileConfig {
-    /// Batch 64 on rayon's pool, a wave's nodes side by side; 5 warm-up steps over at least 0.5 s, then at least 20 timed
-    /// steps over at least 2 s; seed 0, learning rate 0.01.
+    /// Batch 64 on rayon's pool, a wave's nodes side by side; 5 warm-up steps over at least
+    /// 0.5 s, then at least 20 timed steps over at least 2 s; seed 0, learning rate 0.01.
     fn default() -> Self {
         ProfileConfig {
             batch: 64,

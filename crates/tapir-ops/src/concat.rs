@@ -113,24 +113,25 @@ impl<F: Float> Op<F> for Concat {
 
     fn backward(&self, cx: &BackwardCx<F>) -> Result<Vec<Option<ArrayD<F>>>> {
         let op = <Self as OpType>::NAME;
+        let shapes: Vec<&[usize]> = cx.inputs.iter().map(|x| x.shape()).collect();
+        let shape = Op::<F>::output_shape(self, &shapes)?;
+        if cx.output_grad.shape() != shape.as_slice() {
+            return Err(Error::shape(
+                op,
+                format!(
+                    "the output gradient has shape {:?}, the inputs make {shape:?}",
+                    cx.output_grad.shape()
+                ),
+            ));
+        }
         let dy = cx.output_grad.as_standard_layout();
-        let axis = self.axis(dy.shape())?;
-        let blocks = Blocks::new(dy.shape(), axis);
+        let axis = self.axis(&shape)?;
+        let blocks = Blocks::new(&shape, axis);
         let dy_all = elementwise::row_major(op, dy.as_slice())?;
-        let total = dy.len_of(Axis(axis));
         let mut offset = 0; // o_i
         let mut grads = Vec::with_capacity(cx.inputs.len());
         for (i, x) in cx.inputs.iter().enumerate() {
-            let len = x.len_of(Axis(axis)); // d_i
-            let end = offset + len;
-            if end > total {
-                return Err(Error::shape(
-                    op,
-                    format!(
-                        "the output gradient has {total} entries on axis {axis}, the inputs {end} or more"
-                    ),
-                ));
-            }
+            let len = x.len_of(Axis(axis)); // d_i; the shape rule checked the rank
             if cx.needs_grad(i) {
                 // Block `o` of input i's gradient is row `o` of dL/dy from offset o_i on.
                 let (start, block) = (offset * blocks.inner, len * blocks.inner);
@@ -143,7 +144,7 @@ impl<F: Float> Op<F> for Concat {
             } else {
                 grads.push(None);
             }
-            offset = end;
+            offset += len;
         }
         Ok(grads)
     }
@@ -313,6 +314,25 @@ mod tests {
                     assert_eq!(grad.as_ref().unwrap(), &x.mapv(|v| -v), "axis {axis}");
                 }
             }
+        }
+    }
+
+    #[test]
+    fn a_misshaped_output_gradient_is_an_error_not_a_panic() {
+        let (a, b) = (ArrayD::<f32>::zeros(vec![2, 1]), ArrayD::zeros(vec![2, 2]));
+        for wrong in [vec![2, 2], vec![2, 3, 1], vec![3, 3]] {
+            let dy = ArrayD::<f32>::zeros(wrong.clone());
+            let cx = BackwardCx {
+                inputs: &[a.view(), b.view()],
+                output: dy.view(),
+                output_grad: dy.view(),
+                needs_grad: &[true, true],
+            };
+            let err = Op::<f32>::backward(&Concat::default(), &cx).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                format!("concat: the output gradient has shape {wrong:?}, the inputs make [2, 3]")
+            );
         }
     }
 
