@@ -7,11 +7,11 @@
 //! - Shape: `shape(y)[-k] = max(shape(a)[-k], shape(b)[-k])`, a missing axis counting as 1;
 //!   the two sizes must be equal or one of them 1.
 
-use ndarray::{ArrayD, ArrayViewD, Zip};
+use ndarray::{ArrayD, ArrayViewD};
 use serde::Deserialize;
 use tapir_core::{Arity, BackwardCx, CaseInput, Float, Gen, GradcheckCase, Op, OpType, Result};
 
-use crate::broadcast::{broadcast_len, broadcast_pair, sum_to_shape};
+use crate::broadcast::{broadcast_len, broadcast_map, sum_to_shape};
 use crate::shape;
 
 /// `add`: `a + b`, broadcast. No hyperparameters.
@@ -34,8 +34,7 @@ impl<F: Float> Op<F> for Add {
     }
 
     fn forward(&self, inputs: &[ArrayViewD<F>]) -> Result<ArrayD<F>> {
-        let (a, b) = broadcast_pair(<Self as OpType>::NAME, &inputs[0], &inputs[1])?;
-        Ok(Zip::from(&a).and(&b).map_collect(|&a, &b| a + b))
+        broadcast_map(<Self as OpType>::NAME, &inputs[0], &inputs[1], |a, b| a + b)
     }
 
     fn backward(&self, cx: &BackwardCx<F>) -> Result<Vec<Option<ArrayD<F>>>> {

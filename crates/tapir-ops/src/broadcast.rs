@@ -2,8 +2,8 @@
 //! shape (the forward of `add` and `mul`), and sums over axes (their backward, which sums the
 //! gradient over the stretched axes, and the forward of `sum` and `mean`).
 
-use ndarray::{ArrayD, ArrayViewD, Axis, CowArray, IxDyn};
-use tapir_core::{Error, Float, Result};
+use ndarray::{ArrayD, ArrayViewD, Axis, CowArray, IxDyn, Zip};
+use tapir_core::{Error, Float, Result, buffers};
 
 use crate::shape;
 
@@ -19,6 +19,34 @@ pub fn broadcast_pair<'a, F: Float>(
             .ok_or_else(|| Error::shape(op, format!("cannot broadcast {:?} to {out:?}", x.shape())))
     };
     Ok((stretch(a)?, stretch(b)?))
+}
+
+/// `f(a, b)` for every pair of elements of `a` and `b` broadcast to their common shape (the
+/// forward of `add` and `mul`), written into memory from [`buffers`], which the tape gives
+/// back when the result dies: the next step reuses it instead of faulting in fresh pages.
+pub fn broadcast_map<F: Float>(
+    op: &'static str,
+    a: &ArrayViewD<F>,
+    b: &ArrayViewD<F>,
+    f: impl Fn(F, F) -> F,
+) -> Result<ArrayD<F>> {
+    let (a, b) = broadcast_pair(op, a, b)?;
+    let mut out = from_buffers(op, a.shape())?;
+    Zip::from(&mut out)
+        .and(&a)
+        .and(&b)
+        .for_each(|out, &a, &b| *out = f(a, b));
+    Ok(out)
+}
+
+/// An array of `shape` in memory from [`buffers`], its values unspecified: for a caller that
+/// writes every element.
+fn from_buffers<F: Float>(op: &'static str, shape: &[usize]) -> Result<ArrayD<F>> {
+    let len = shape.iter().product();
+    ArrayD::from_shape_vec(IxDyn(shape), buffers::for_overwrite(len)).map_err(|e| Error::Contract {
+        op,
+        message: format!("BUG: an array of shape {shape:?} from {len} elements: {e}"),
+    })
 }
 
 /// The number of elements two inputs broadcast to (0 for shapes that do not); for `flops`.
@@ -85,7 +113,13 @@ pub fn sum_to_shape<'a, F: Float>(
         reduced.push(target != size);
     }
     if !reduced.contains(&true) {
-        return Ok(grad.into_owned());
+        if !grad.is_view() {
+            return Ok(grad.into_owned());
+        }
+        // A copy of a borrowed gradient, into memory the next step can reuse.
+        let mut owned = from_buffers(op, grad.shape())?;
+        owned.assign(&grad);
+        return Ok(owned);
     }
     let mut sum = sum_keeping_axes(op, grad, &reduced)?;
     for _ in 0..leading {
@@ -114,8 +148,32 @@ mod tests {
             sum_to_shape("t", g.view(), &[1]).unwrap(),
             arr1(&[21.0]).into_dyn()
         );
-        // Same shape: unchanged.
+        // Same shape: unchanged, from a view (copied) and from an owned array alike; from a
+        // transposed view, in logical order.
         assert_eq!(sum_to_shape("t", g.view(), &[2, 3]).unwrap(), g);
+        assert_eq!(sum_to_shape("t", g.clone(), &[2, 3]).unwrap(), g);
+        let t = g.view().reversed_axes();
+        assert_eq!(sum_to_shape("t", t.view(), &[3, 2]).unwrap(), t);
+    }
+
+    #[test]
+    fn broadcast_map_writes_every_element_of_the_common_shape() {
+        // [2, 3] (stored transposed) with [3], and [2, 1] with [3]: as ndarray's own
+        // broadcasting arithmetic gives them (a debug build fills unwritten memory with NaN).
+        let a = arr2(&[[1.0, 4.0], [2.0, 5.0], [3.0, 6.0]]).into_dyn();
+        let a = a.view().reversed_axes();
+        let row = arr1(&[10.0, 20.0, 30.0]).into_dyn();
+        let sum = broadcast_map("t", &a, &row.view(), |x, y| x + y).unwrap();
+        assert_eq!(sum, &a + &row);
+        let column = arr2(&[[2.0], [3.0]]).into_dyn();
+        let product = broadcast_map("t", &column.view(), &row.view(), |x, y| x * y).unwrap();
+        assert_eq!(
+            product,
+            arr2(&[[20.0, 40.0, 60.0], [30.0, 60.0, 90.0]]).into_dyn()
+        );
+        // [2, 3] with [2]: no common shape.
+        let pair = arr1(&[1.0, 2.0]).into_dyn();
+        assert!(broadcast_map("t", &a, &pair.view(), |x, _| x).is_err());
     }
 
     #[test]

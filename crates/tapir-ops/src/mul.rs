@@ -8,11 +8,11 @@
 //! - Shape: `shape(y)[-k] = max(shape(a)[-k], shape(b)[-k])`, a missing axis counting as 1;
 //!   the two sizes must be equal or one of them 1.
 
-use ndarray::{ArrayD, ArrayViewD, Zip};
+use ndarray::{ArrayD, ArrayViewD};
 use serde::Deserialize;
 use tapir_core::{Arity, BackwardCx, CaseInput, Float, Gen, GradcheckCase, Op, OpType, Result};
 
-use crate::broadcast::{broadcast_len, broadcast_pair, sum_to_shape};
+use crate::broadcast::{broadcast_len, broadcast_map, broadcast_pair, sum_to_shape};
 use crate::shape;
 
 /// `mul`: `a * b`, broadcast. No hyperparameters.
@@ -35,8 +35,7 @@ impl<F: Float> Op<F> for Mul {
     }
 
     fn forward(&self, inputs: &[ArrayViewD<F>]) -> Result<ArrayD<F>> {
-        let (a, b) = broadcast_pair(<Self as OpType>::NAME, &inputs[0], &inputs[1])?;
-        Ok(Zip::from(&a).and(&b).map_collect(|&a, &b| a * b))
+        broadcast_map(<Self as OpType>::NAME, &inputs[0], &inputs[1], |a, b| a * b)
     }
 
     fn backward(&self, cx: &BackwardCx<F>) -> Result<Vec<Option<ArrayD<F>>>> {
@@ -48,7 +47,7 @@ impl<F: Float> Op<F> for Mul {
             if !cx.needs_grad(i) {
                 return Ok(None);
             }
-            let product = Zip::from(dy).and(other).map_collect(|&g, &x| g * x);
+            let product = broadcast_map(op, dy, other, |g, x| g * x)?;
             sum_to_shape(op, product, cx.inputs[i].shape()).map(Some)
         };
         Ok(vec![grad(0, &b)?, grad(1, &a)?])
