@@ -44,13 +44,32 @@ pub trait Lanes: Copy + 'static {
     ) -> Self::Vector<S>;
     /// The sum of the lanes of `v`, in an order fixed by `S`.
     fn sum_lanes<S: Simd>(simd: S, v: Self::Vector<S>) -> Self;
+    /// One flag per lane.
+    type Mask<S: Simd>: Copy;
+    /// `a == b` in each lane (false where either is NaN).
+    fn equal_lanes<S: Simd>(simd: S, a: Self::Vector<S>, b: Self::Vector<S>) -> Self::Mask<S>;
+    /// `a > b` in each lane (false where either is NaN).
+    fn greater_lanes<S: Simd>(simd: S, a: Self::Vector<S>, b: Self::Vector<S>) -> Self::Mask<S>;
+    /// `if mask { a } else { b }` in each lane.
+    fn select_lanes<S: Simd>(
+        simd: S,
+        mask: Self::Mask<S>,
+        a: Self::Vector<S>,
+        b: Self::Vector<S>,
+    ) -> Self::Vector<S>;
+    /// The even elements of the pair `v` (lanes of `v[0]`, then of `v[1]`), then the odd
+    /// ones, in an order of `S`'s choosing (within 128-bit blocks on x86), the same for both.
+    fn deinterleave<S: Simd>(simd: S, v: [Self::Vector<S>; 2]) -> [Self::Vector<S>; 2];
+    /// The inverse of [`Lanes::deinterleave`]: `interleave(deinterleave(v)) == v`.
+    fn interleave<S: Simd>(simd: S, v: [Self::Vector<S>; 2]) -> [Self::Vector<S>; 2];
 }
 
 /// The two impls differ only in the names of `pulp`'s functions.
 macro_rules! lanes_impl {
     ($t:ty, $vector:ident, $lanes:ident, $as_simd:ident, $as_mut_simd:ident, $splat:ident,
      $partial_load:ident, $partial_store:ident, $add:ident, $mul_add:ident, $reduce_sum:ident,
-     $mask_between:ident, $select:ident, $mask_int:ty) => {
+     $mask_between:ident, $select:ident, $mask_int:ty, $mask:ident, $equal:ident,
+     $greater:ident, $deinterleave:ident, $interleave:ident) => {
         impl Lanes for $t {
             type Vector<S: Simd> = S::$vector;
             #[inline(always)]
@@ -119,6 +138,40 @@ macro_rules! lanes_impl {
             fn sum_lanes<S: Simd>(simd: S, v: Self::Vector<S>) -> Self {
                 simd.$reduce_sum(v)
             }
+            type Mask<S: Simd> = S::$mask;
+            #[inline(always)]
+            fn equal_lanes<S: Simd>(
+                simd: S,
+                a: Self::Vector<S>,
+                b: Self::Vector<S>,
+            ) -> Self::Mask<S> {
+                simd.$equal(a, b)
+            }
+            #[inline(always)]
+            fn greater_lanes<S: Simd>(
+                simd: S,
+                a: Self::Vector<S>,
+                b: Self::Vector<S>,
+            ) -> Self::Mask<S> {
+                simd.$greater(a, b)
+            }
+            #[inline(always)]
+            fn select_lanes<S: Simd>(
+                simd: S,
+                mask: Self::Mask<S>,
+                a: Self::Vector<S>,
+                b: Self::Vector<S>,
+            ) -> Self::Vector<S> {
+                simd.$select(mask, a, b)
+            }
+            #[inline(always)]
+            fn deinterleave<S: Simd>(simd: S, v: [Self::Vector<S>; 2]) -> [Self::Vector<S>; 2] {
+                simd.$deinterleave(v)
+            }
+            #[inline(always)]
+            fn interleave<S: Simd>(simd: S, v: [Self::Vector<S>; 2]) -> [Self::Vector<S>; 2] {
+                simd.$interleave(v)
+            }
         }
     };
 }
@@ -137,7 +190,12 @@ lanes_impl!(
     reduce_sum_f32s,
     mask_between_m32s,
     select_f32s,
-    u32
+    u32,
+    m32s,
+    equal_f32s,
+    greater_than_f32s,
+    deinterleave_shfl_f32s,
+    interleave_shfl_f32s
 );
 lanes_impl!(
     f64,
@@ -153,7 +211,12 @@ lanes_impl!(
     reduce_sum_f64s,
     mask_between_m64s,
     select_f64s,
-    u64
+    u64,
+    m64s,
+    equal_f64s,
+    greater_than_f64s,
+    deinterleave_shfl_f64s,
+    interleave_shfl_f64s
 );
 
 #[cfg(test)]
@@ -211,5 +274,74 @@ mod tests {
     #[test]
     fn vectors_round_trip() {
         Arch::new().dispatch(RoundTrip);
+    }
+
+    /// `deinterleave`, `interleave`, `equal_lanes` and `select_lanes` for elements `F`.
+    struct Shuffles<F>(std::marker::PhantomData<F>);
+
+    impl<F: crate::Float> WithSimd for Shuffles<F> {
+        type Output = ();
+        #[inline(always)]
+        fn with_simd<S: Simd>(self, simd: S) {
+            let lanes = F::lanes::<S>();
+            let xs: Vec<F> = (0..2 * lanes).map(F::from_usize).collect();
+            let v = [F::load(simd, &xs[..lanes]), F::load(simd, &xs[lanes..])];
+            let [even, odd] = F::deinterleave(simd, v);
+            let (mut evens, mut odds) = (vec![F::zero(); lanes], vec![F::zero(); lanes]);
+            F::store(simd, &mut evens, even);
+            F::store(simd, &mut odds, odd);
+            // Every even element once, each odd one in the lane of the even one before it.
+            let mut sorted: Vec<usize> = evens
+                .iter()
+                .map(|&e| crate::Float::to_f64(e) as usize)
+                .collect();
+            sorted.sort_unstable();
+            assert_eq!(sorted, (0..lanes).map(|k| 2 * k).collect::<Vec<_>>());
+            for (e, o) in evens.iter().zip(&odds) {
+                assert_eq!(*o, *e + F::one(), "{evens:?} {odds:?}");
+            }
+            let [a, b] = F::interleave(simd, [even, odd]);
+            let mut back = vec![F::zero(); 2 * lanes];
+            F::store(simd, &mut back[..lanes], a);
+            F::store(simd, &mut back[lanes..], b);
+            assert_eq!(back, xs);
+            // Lanes equal to 3 (and a NaN equal to nothing) pick from the first vector.
+            let three = F::splat(simd, F::from_usize(3));
+            let mut ys = xs[..lanes].to_vec();
+            ys[0] = F::nan();
+            let y = F::load(simd, &ys);
+            let picked = F::select_lanes(
+                simd,
+                F::equal_lanes(simd, y, three),
+                y,
+                F::splat(simd, F::zero()),
+            );
+            let mut out = vec![F::one(); lanes];
+            F::store(simd, &mut out, picked);
+            let above = F::select_lanes(
+                simd,
+                F::greater_lanes(simd, y, three),
+                y,
+                F::splat(simd, F::zero()),
+            );
+            let mut out_above = vec![F::one(); lanes];
+            F::store(simd, &mut out_above, above);
+            let expected_above: Vec<F> = ys
+                .iter()
+                .map(|&y| if y > F::from_usize(3) { y } else { F::zero() })
+                .collect();
+            assert_eq!(out_above, expected_above);
+            let expected: Vec<F> = ys
+                .iter()
+                .map(|&y| if y == F::from_usize(3) { y } else { F::zero() })
+                .collect();
+            assert_eq!(out, expected);
+        }
+    }
+
+    #[test]
+    fn deinterleave_is_undone_by_interleave() {
+        Arch::new().dispatch(Shuffles::<f32>(std::marker::PhantomData));
+        Arch::new().dispatch(Shuffles::<f64>(std::marker::PhantomData));
     }
 }

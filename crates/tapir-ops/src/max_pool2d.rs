@@ -32,6 +32,7 @@ use std::sync::Arc;
 
 use ndarray::{ArrayD, ArrayViewD};
 use serde::Deserialize;
+use tapir_core::lanes::{Arch, Simd, WithSimd};
 use tapir_core::{Arity, BackwardCx, CaseInput, Float, Gen, GradcheckCase, Op, OpType, Result};
 
 use crate::conv2d::{self, Conv2d};
@@ -122,6 +123,17 @@ impl<F: Float> PlanePool<F> for MaxPlanes {
 /// The same rule as the search: the first pixel equal to the maximum `m` (the last NaN if
 /// `m` is NaN) takes `0 + dL/dy`; after a ReLU, not if `m` is 0. Pixels no window covers (an
 /// odd last row or column) keep their zeros.
+///
+/// A row's windows go a vector of them at a time: their pixels loaded two vectors per image row
+/// and split into even and odd columns (`Lanes::deinterleave`, whose lane order is the
+/// instruction set's), so that lane `l` of the four vectors holds the four pixels of one
+/// window; its maximum is found again from them as the forward found it, and its gradient,
+/// spread to both columns of its window, is split the same way. The four gradients go back in
+/// column order (`Lanes::interleave`) and are added to `dx`. A row that is not a whole number
+/// of vectors ends on a vector overlapping the one before, whose windows done already get a
+/// gradient of 0 (adding 0 changes no pixel: none holds -0, as `0 + x` never is). A window
+/// holding a NaN sends nothing back there and gets its gradient afterwards, one at a time, as
+/// does every window of a row shorter than a vector.
 fn tiles_2x2_backward<F: Float>(
     x: &[F],
     w: usize,
@@ -131,28 +143,180 @@ fn tiles_2x2_backward<F: Float>(
     dx: &mut [F],
     after_relu: bool,
 ) {
-    let rows = x.chunks_exact(2 * w).zip(dx.chunks_exact_mut(2 * w));
-    for ((x, dx), (y, dy)) in rows.zip(y.chunks_exact(ow).zip(dy.chunks_exact(ow))) {
-        let (top, bottom) = x.split_at(w);
-        let windows = top.chunks_exact(2).zip(bottom.chunks_exact(2));
-        for (j, ((top, bottom), (&m, &g))) in windows.zip(y.iter().zip(dy)).enumerate() {
-            // The window's pixels in row-major order: 0, 1 on top, 2, 3 below.
-            let (pixel, flows) = if m.is_nan() {
-                // The last NaN, as `pooling::argmax` (and PyTorch) pick it; rare, so this
-                // branch is predicted right.
-                let pixels = [top[0], top[1], bottom[0], bottom[1]];
-                (pixels.iter().rposition(|v| v.is_nan()).unwrap_or(0), true)
-            } else {
-                // The first of the four equal to m: 0 if the first is, else 1 if the second
-                // is, else 2 if the third is, else 3.
-                let [a, b, c] = [top[0] == m, top[1] == m, bottom[0] == m].map(usize::from);
-                let first = (1 - a) * (1 + (1 - b) * (1 + (1 - c)));
-                // After a ReLU, a window whose maximum is 0 sends nothing back.
-                (first, !(after_relu & (m == F::zero())))
-            };
-            dx[2 * j + (pixel & 1) + (pixel >> 1) * w] += [F::zero(), g][usize::from(flows)];
+    Arch::new().dispatch(Tiles2x2Backward {
+        x,
+        w,
+        y,
+        dy,
+        ow,
+        dx,
+        after_relu,
+    });
+}
+
+/// [`tiles_2x2_backward`]'s arguments, for a kernel compiled once per instruction set.
+struct Tiles2x2Backward<'a, F> {
+    x: &'a [F],
+    w: usize,
+    y: &'a [F],
+    dy: &'a [F],
+    ow: usize,
+    dx: &'a mut [F],
+    after_relu: bool,
+}
+
+/// Lanes in the widest vector of any instruction set `pulp` picks (16 `f32`s, AVX-512).
+const MAX_LANES: usize = 16;
+
+impl<F: Float> WithSimd for Tiles2x2Backward<'_, F> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, simd: S) {
+        let Tiles2x2Backward {
+            x,
+            w,
+            y,
+            dy,
+            ow,
+            dx,
+            after_relu,
+        } = self;
+        let lanes = F::lanes::<S>();
+        let whole = if lanes <= MAX_LANES { ow / lanes } else { 0 };
+        let zero = F::splat(simd, F::zero());
+        let mut spread_buffer = [F::zero(); 2 * MAX_LANES];
+        let rows = x.chunks_exact(2 * w).zip(dx.chunks_exact_mut(2 * w));
+        for ((x, dx), (y, dy)) in rows.zip(y.chunks_exact(ow).zip(dy.chunks_exact(ow))) {
+            // Whole vectors of windows, then one ending on the last window, whose first
+            // `done` windows the whole vectors did.
+            let last =
+                (whole > 0 && ow % lanes != 0).then(|| (ow - lanes, whole * lanes - (ow - lanes)));
+            let blocks = (0..whole).map(|v| (v * lanes, 0)).chain(last);
+            for (start, done) in blocks {
+                let (windows, pixels) = (start..start + lanes, 2 * start);
+                let (top, bottom) = x.split_at(w);
+                let [p0, p1] = split_columns(simd, top, pixels, lanes);
+                let [p2, p3] = split_columns(simd, bottom, pixels, lanes);
+                // The windows' maxima as the forward found them (`if v > m { v } else { m }`
+                // from -inf, in pixel order): the same bits as `y` where no pixel is NaN.
+                let mut m = F::splat(simd, F::neg_infinity());
+                let mut g = spread(simd, &mut spread_buffer, &dy[windows], done);
+                for p in [p0, p1, p2, p3] {
+                    m = F::select_lanes(simd, F::greater_lanes(simd, p, m), p, m);
+                    // A window with a NaN sends nothing here (its maximum is NaN).
+                    g = F::select_lanes(simd, F::equal_lanes(simd, p, p), g, zero);
+                }
+                if after_relu {
+                    // After a ReLU the maximum is max(m, 0): one of 0 sends nothing back.
+                    g = F::select_lanes(simd, F::greater_lanes(simd, m, zero), g, zero);
+                }
+                // The first pixel equal to m takes g; the ones after it take 0.
+                let is_max = F::equal_lanes(simd, p0, m);
+                let (g0, rest) = (
+                    F::select_lanes(simd, is_max, g, zero),
+                    F::select_lanes(simd, is_max, zero, g),
+                );
+                let is_max = F::equal_lanes(simd, p1, m);
+                let (g1, rest) = (
+                    F::select_lanes(simd, is_max, rest, zero),
+                    F::select_lanes(simd, is_max, zero, rest),
+                );
+                let is_max = F::equal_lanes(simd, p2, m);
+                let (g2, g3) = (
+                    F::select_lanes(simd, is_max, rest, zero),
+                    F::select_lanes(simd, is_max, zero, rest),
+                );
+                let (dx_top, dx_bottom) = dx.split_at_mut(w);
+                add_columns(simd, dx_top, pixels, lanes, [g0, g1]);
+                add_columns(simd, dx_bottom, pixels, lanes, [g2, g3]);
+            }
+            for (j, (&m, &g)) in y.iter().zip(dy).enumerate() {
+                if whole == 0 || m.is_nan() {
+                    window_backward(x, w, dx, j, m, g, after_relu);
+                }
+            }
         }
     }
+}
+
+/// The `2 * lanes` pixels of `row` from `pixels` on, as its even and odd columns.
+#[inline(always)]
+fn split_columns<F: Float, S: Simd>(
+    simd: S,
+    row: &[F],
+    pixels: usize,
+    lanes: usize,
+) -> [F::Vector<S>; 2] {
+    let pair = [
+        F::load(simd, &row[pixels..pixels + lanes]),
+        F::load(simd, &row[pixels + lanes..pixels + 2 * lanes]),
+    ];
+    F::deinterleave(simd, pair)
+}
+
+/// Adds the gradients of `lanes` windows' even and odd columns to `dx`'s `2 * lanes` pixels
+/// from `pixels` on, in column order.
+#[inline(always)]
+fn add_columns<F: Float, S: Simd>(
+    simd: S,
+    dx: &mut [F],
+    pixels: usize,
+    lanes: usize,
+    columns: [F::Vector<S>; 2],
+) {
+    let [a, b] = F::interleave(simd, columns);
+    let (lo, hi) = dx[pixels..pixels + 2 * lanes].split_at_mut(lanes);
+    F::store(simd, lo, F::add_lanes(simd, F::load(simd, lo), a));
+    F::store(simd, hi, F::add_lanes(simd, F::load(simd, hi), b));
+}
+
+/// One value per window (`values`, a vector's worth) in the lanes of its window's pixels as
+/// [`split_columns`] gives them; 0 for the first `done` windows.
+#[inline(always)]
+fn spread<F: Float, S: Simd>(
+    simd: S,
+    buffer: &mut [F; 2 * MAX_LANES],
+    values: &[F],
+    done: usize,
+) -> F::Vector<S> {
+    for (pair, &v) in buffer.chunks_exact_mut(2).zip(values) {
+        pair[0] = v;
+        pair[1] = v;
+    }
+    buffer[..2 * done].fill(F::zero());
+    split_columns(simd, &buffer[..], 0, values.len())[0]
+}
+
+/// Window `j` of a row pair `x` (two rows `w` wide; `dx` alike), maximum `m`, gradient `g`:
+/// the first pixel equal to `m` (the last NaN if `m` is NaN) takes `0 + g`; after a ReLU,
+/// not if `m` is 0.
+#[inline(always)]
+fn window_backward<F: Float>(
+    x: &[F],
+    w: usize,
+    dx: &mut [F],
+    j: usize,
+    m: F,
+    g: F,
+    after_relu: bool,
+) {
+    // The window's pixels in row-major order: 0, 1 on top, 2, 3 below.
+    let at = |pixel: usize| 2 * j + (pixel & 1) + (pixel >> 1) * w;
+    let (pixel, flows) = if m.is_nan() {
+        // The last NaN, as `pooling::argmax` (and PyTorch) pick it; rare, so this branch is
+        // predicted right.
+        let pixels = [x[at(0)], x[at(1)], x[at(2)], x[at(3)]];
+        (pixels.iter().rposition(|v| v.is_nan()).unwrap_or(0), true)
+    } else {
+        // The first of the four equal to m: 0 if the first is, else 1 if the second is,
+        // else 2 if the third is, else 3, without a branch (which pixel it is, is data).
+        let [a, b, c] = [x[at(0)] == m, x[at(1)] == m, x[at(2)] == m].map(usize::from);
+        let first = (1 - a) * (1 + (1 - b) * (1 + (1 - c)));
+        // After a ReLU, a window whose maximum is 0 sends nothing back.
+        (first, !(after_relu & (m == F::zero())))
+    };
+    dx[at(pixel)] += [F::zero(), g][usize::from(flows)];
 }
 
 impl<F: Float> Op<F> for MaxPool2d {
@@ -649,14 +813,24 @@ mod tests {
         // The 2x2 fast path against the definition, window by window: every window of four
         // pixels from {3, 1, 0, -1, NaN, -inf} (all ties, NaN and -inf patterns), -0.0
         // gradients among others, and a last row and column that no window covers; with and
-        // without a ReLU before.
-        let values = [3.0, 1.0, 0.0, -1.0, f32::NAN, f32::NEG_INFINITY];
-        let windows = values.len().pow(4);
+        // without a ReLU before; in f32 and f64, on rows of whole vectors, of whole vectors
+        // and a few windows more (the last vector overlaps), and shorter than a vector.
+        for windows in [1296, 1291, 26, 17, 9, 7, 1] {
+            two_by_two_tiles_case::<f32>(windows);
+            two_by_two_tiles_case::<f64>(windows);
+        }
+    }
+
+    fn two_by_two_tiles_case<F: Float>(windows: usize) {
+        let values: Vec<F> = [3.0, 1.0, 0.0, -1.0, f64::NAN, f64::NEG_INFINITY]
+            .into_iter()
+            .map(F::from_f64)
+            .collect();
         let (h, w) = (3, 2 * windows + 1);
         let x = Array::from_shape_fn((1, 1, h, w), |(_, _, i, j)| {
             let (window, pixel) = (j / 2, (i % 2) * 2 + j % 2);
             if i == 2 || j == w - 1 {
-                1.0
+                F::one()
             } else {
                 values[window / values.len().pow(pixel as u32) % values.len()]
             }
@@ -664,8 +838,8 @@ mod tests {
         .into_dyn();
         let op = pool(2, 2, 0);
         let dy = Array::from_shape_fn((1, 1, 1, windows), |(_, _, _, j)| match j % 3 {
-            0 => -0.0,
-            k => k as f32,
+            0 => F::from_f64(-0.0),
+            k => F::from_usize(k),
         })
         .into_dyn();
         for after_relu in [false, true] {
@@ -681,24 +855,29 @@ mod tests {
                 .unwrap()
                 .remove(0)
                 .unwrap();
-            let mut expected = ArrayD::<f32>::zeros(x.shape());
-            let plane: Vec<f32> = x.iter().copied().collect();
-            let relu: Vec<f32> = plane
+            let mut expected = ArrayD::<F>::zeros(x.shape());
+            let plane: Vec<F> = x.iter().copied().collect();
+            let relu: Vec<F> = plane
                 .iter()
-                .map(|&v| if v <= 0.0 { 0.0 } else { v })
+                .map(|&v| if v <= F::zero() { F::zero() } else { v })
                 .collect();
             let seen = if after_relu { &relu } else { &plane };
             for j in 0..windows {
                 let (k, _) = pooling::argmax(seen, w, (0, 2), (2 * j, 2 * j + 2));
                 // relu's backward passes the gradient where `x <= 0` is false.
-                if !after_relu || plane[k] > 0.0 || plane[k].is_nan() {
+                if !after_relu || plane[k] > F::zero() || plane[k].is_nan() {
                     expected[[0, 0, k / w, k % w]] += dy[[0, 0, 0, j]];
                 }
             }
+            let bits = |a: &ArrayD<F>| {
+                a.iter()
+                    .map(|&v| Float::to_f64(v).to_bits())
+                    .collect::<Vec<_>>()
+            };
             assert_eq!(
-                dx.mapv(f32::to_bits),
-                expected.mapv(f32::to_bits),
-                "after relu: {after_relu}"
+                bits(&dx),
+                bits(&expected),
+                "{windows} windows, after relu: {after_relu}"
             );
         }
     }
