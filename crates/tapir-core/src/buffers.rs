@@ -28,7 +28,7 @@ use std::any::Any;
 use std::mem::size_of;
 use std::sync::{Mutex, MutexGuard};
 
-use ndarray::ArrayD;
+use ndarray::{Array, ArrayD, Dimension};
 
 use crate::float::Float;
 
@@ -173,6 +173,15 @@ pub fn for_overwrite<F: Float>(len: usize) -> Vec<F> {
     }
 }
 
+/// An array of `shape` in memory from [`for_overwrite`] (standard layout), for a caller that
+/// writes every element.
+pub fn array_for_overwrite<F: Float, D: Dimension>(shape: D) -> Array<F, D> {
+    let len = shape.size();
+    // The vector holds exactly the shape's element count, in row-major order: it always fits.
+    Array::from_shape_vec(shape, for_overwrite(len))
+        .unwrap_or_else(|e| panic!("BUG: an array of {len} elements from as many: {e}"))
+}
+
 /// A vector of `len` zeros, for a caller that adds into it.
 pub fn zeroed<F: Float>(len: usize) -> Vec<F> {
     match shelf().take::<F>(len) {
@@ -246,6 +255,16 @@ mod tests {
         assert_eq!(buffer.len(), len);
         if cfg!(debug_assertions) {
             assert!(buffer.iter().all(|v| v.is_nan()));
+        }
+    }
+
+    #[test]
+    fn arrays_for_overwrite_have_their_shape_in_row_major_order() {
+        let array = array_for_overwrite::<f64, _>(ndarray::Ix3(2, 3, 40_000));
+        assert_eq!(array.shape(), &[2, 3, 40_000]);
+        assert!(array.is_standard_layout());
+        if cfg!(debug_assertions) {
+            assert!(array.iter().all(|v| v.is_nan()));
         }
     }
 

@@ -31,22 +31,12 @@ pub fn broadcast_map<F: Float>(
     f: impl Fn(F, F) -> F,
 ) -> Result<ArrayD<F>> {
     let (a, b) = broadcast_pair(op, a, b)?;
-    let mut out = from_buffers(op, a.shape())?;
+    let mut out = buffers::array_for_overwrite(a.raw_dim());
     Zip::from(&mut out)
         .and(&a)
         .and(&b)
         .for_each(|out, &a, &b| *out = f(a, b));
     Ok(out)
-}
-
-/// An array of `shape` in memory from [`buffers`], its values unspecified: for a caller that
-/// writes every element.
-fn from_buffers<F: Float>(op: &'static str, shape: &[usize]) -> Result<ArrayD<F>> {
-    let len = shape.iter().product();
-    ArrayD::from_shape_vec(IxDyn(shape), buffers::for_overwrite(len)).map_err(|e| Error::Contract {
-        op,
-        message: format!("BUG: an array of shape {shape:?} from {len} elements: {e}"),
-    })
 }
 
 /// The number of elements two inputs broadcast to (0 for shapes that do not); for `flops`.
@@ -117,7 +107,7 @@ pub fn sum_to_shape<'a, F: Float>(
             return Ok(grad.into_owned());
         }
         // A copy of a borrowed gradient, into memory the next step can reuse.
-        let mut owned = from_buffers(op, grad.shape())?;
+        let mut owned = buffers::array_for_overwrite(grad.raw_dim());
         owned.assign(&grad);
         return Ok(owned);
     }

@@ -7,7 +7,7 @@
 //! - Shape: the inputs' common shape, with `d_0 + ... + d_(n-1)` along `axis`; every other
 //!   axis must agree. A negative `axis` counts from the end.
 
-use ndarray::{ArrayD, ArrayViewD, Axis, IxDyn};
+use ndarray::{ArrayD, ArrayViewD, Axis};
 use rayon::prelude::*;
 use serde::Deserialize;
 use tapir_core::{
@@ -108,7 +108,7 @@ impl<F: Float> Op<F> for Concat {
                 at += block;
             }
         });
-        shaped(&shape, y)
+        elementwise::shaped(<Self as OpType>::NAME, &shape, y)
     }
 
     fn backward(&self, cx: &BackwardCx<F>) -> Result<Vec<Option<ArrayD<F>>>> {
@@ -140,7 +140,7 @@ impl<F: Float> Op<F> for Concat {
                     let from = o * blocks.row + start;
                     dx.copy_from_slice(&dy_all[from..from + block]);
                 });
-                grads.push(Some(shaped(x.shape(), dx)?));
+                grads.push(Some(elementwise::shaped(op, x.shape(), dx)?));
             } else {
                 grads.push(None);
             }
@@ -191,14 +191,6 @@ impl Blocks {
                 .for_each(|(o, row)| fill(o, row));
         }
     }
-}
-
-/// `data` as an array of `shape` (which has exactly `data.len()` elements).
-fn shaped<F: Float>(shape: &[usize], data: Vec<F>) -> Result<ArrayD<F>> {
-    ArrayD::from_shape_vec(IxDyn(shape), data).map_err(|e| Error::Contract {
-        op: <Concat as OpType>::NAME,
-        message: format!("BUG: a result of shape {shape:?}: {e}"),
-    })
 }
 
 impl OpType for Concat {

@@ -12,7 +12,7 @@
 //!
 //! The weight and bias are the op's parameters: they follow `X` in every call.
 
-use ndarray::{Array2, ArrayD, ArrayView1, ArrayView2, ArrayViewD, Axis, Ix2};
+use ndarray::{ArrayD, ArrayView1, ArrayView2, ArrayViewD, Axis, Ix2};
 use serde::Deserialize;
 use tapir_core::{
     Arity, BackwardCx, CaseInput, Error, Float, Gen, GradcheckCase, Op, OpType, ParamRole,
@@ -186,7 +186,7 @@ impl<F: Float> Op<F> for Dense {
         let (x, weight, bias) = self.views(inputs)?;
         // Y = b in every row (b has shape [units], checked by `views`), then Y += X W^T in
         // one product.
-        let mut y = for_overwrite(x.nrows(), self.units);
+        let mut y = tapir_core::buffers::array_for_overwrite(Ix2(x.nrows(), self.units));
         match bias {
             Some(b) => y.assign(&b),
             None => y.fill(F::zero()),
@@ -211,7 +211,7 @@ impl<F: Float> Op<F> for Dense {
         }
         let product = |a: ArrayView2<F>, b: ArrayView2<F>| {
             // The product writes every element of `out` (it does not accumulate).
-            let mut out = for_overwrite(a.nrows(), b.ncols());
+            let mut out = tapir_core::buffers::array_for_overwrite(Ix2(a.nrows(), b.ncols()));
             tapir_core::gemm(F::one(), &a, &b, false, &mut out.view_mut());
             out.into_dyn()
         };
@@ -243,16 +243,6 @@ impl<F: Float> Op<F> for Dense {
         };
         products.saturating_add(bias)
     }
-}
-
-/// A `[rows, columns]` matrix in memory from the buffer shelf (`tapir_core::buffers`), its
-/// elements unspecified: for a caller that writes every one. Memory the tape gave back (an
-/// activation dropped, a gradient spent) is used again rather than allocated and cleared.
-fn for_overwrite<F: Float>(rows: usize, columns: usize) -> Array2<F> {
-    let data = tapir_core::buffers::for_overwrite(rows * columns);
-    // The vector holds exactly `rows * columns` elements: the shape always fits.
-    Array2::from_shape_vec((rows, columns), data)
-        .unwrap_or_else(|e| panic!("BUG: a [{rows}, {columns}] matrix: {e}"))
 }
 
 impl OpType for Dense {

@@ -5,6 +5,9 @@
 //! die: a large result reuses the last step's memory instead of faulting in fresh pages.
 //!
 //! Each element is computed alone, so the split changes no bit of the result.
+//!
+//! `concat`, which copies slices the same way, uses [`CHUNK`], [`row_major`] and [`shaped`]
+//! too.
 
 use ndarray::{ArrayD, ArrayViewD, IxDyn};
 use rayon::prelude::*;
@@ -87,11 +90,16 @@ pub(crate) fn row_major<'a, F>(op: &'static str, slice: Option<&'a [F]>) -> Resu
     })
 }
 
-/// `data` as an array of `shape` (which has exactly `data.len()` elements).
-fn shaped<F: Float>(op: &'static str, shape: &[usize], data: Vec<F>) -> Result<ArrayD<F>> {
+/// `data` as an array of `shape` (which has exactly `data.len()` elements): an op's result
+/// written into a vector from the buffer shelf.
+pub(crate) fn shaped<F: Float>(
+    op: &'static str,
+    shape: &[usize],
+    data: Vec<F>,
+) -> Result<ArrayD<F>> {
     ArrayD::from_shape_vec(IxDyn(shape), data).map_err(|e| Error::Contract {
         op,
-        message: format!("BUG: an elementwise result of shape {shape:?}: {e}"),
+        message: format!("BUG: a result of shape {shape:?}: {e}"),
     })
 }
 
