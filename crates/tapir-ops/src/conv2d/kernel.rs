@@ -15,7 +15,9 @@
 //!
 //! Convolutions with few input channels take the direct kernel of [`direct`](super::direct)
 //! for the output (and the output made again) and the weight gradient, sample by sample in
-//! the same chunks; the input gradient is always `dcols` and `col2im`.
+//! the same chunks; the input gradient is always `dcols` and `col2im`. A sample whose `dy_n`
+//! is almost all zeros takes [`sparse`](super::sparse) in backward instead, whichever route
+//! its forward took.
 //!
 //! Everything works on row-major slices (the inputs are made standard-layout once), and
 //! the lowered matrices live in per-thread buffers ([`scratch`](super::scratch)) that
@@ -35,6 +37,7 @@ use tapir_core::lanes::{Arch, Simd, WithSimd};
 
 use super::direct::{self, Direct};
 use super::scratch::Buffer;
+use super::sparse;
 
 /// Samples per parallel task. Fixed, not derived from the thread count: the chunks decide
 /// the order of the weight-gradient sums, which must not change with the machine.
@@ -672,13 +675,19 @@ fn backward_chunk<F: Float>(
 
     for (s, n) in samples.enumerate() {
         let x_n = sample(x, sample_in, n);
+        // A given dy_n that is almost all zeros needs neither the lowered matrix nor the
+        // padded input (a recomputed one is known only after both).
+        let sparse_given = match &dy {
+            ChunkGrad::Given(dy) => sparse::is_sparse(sample(dy, sample_out, n)),
+            ChunkGrad::FromOutput { .. } => false,
+        };
         let x_pad = match direct {
-            Some(direct) if wanted.w || recompute => {
+            Some(direct) if !sparse_given && (wanted.w || recompute) => {
                 Some(direct::padded_input(direct, x_n, &mut padded))
             }
             _ => None,
         };
-        if let Some(cols) = &mut cols {
+        if let (Some(cols), false) = (&mut cols, sparse_given) {
             im2col(lowering, x_n, cols.as_mut_slice());
         }
         let dy_n: &[F] = match (&dy, &mut made) {
@@ -707,6 +716,18 @@ fn backward_chunk<F: Float>(
             for (db_f, dy_f) in db.iter_mut().zip(dy_n.chunks(positions.max(1))) {
                 *db_f += sum(dy_f);
             }
+        }
+        if sparse_given || (recompute && sparse::is_sparse(dy_n)) {
+            let dw = dw.as_mut().map(|dw| {
+                // `Array2::zeros` is in standard layout, so this is its whole buffer.
+                dw.as_slice_mut()
+                    .unwrap_or_else(|| panic!("BUG: a weight gradient not in standard layout"))
+            });
+            let dx_n = dx_chunk
+                .as_deref_mut()
+                .map(|dx_chunk| &mut dx_chunk[s * sample_in..(s + 1) * sample_in]);
+            sparse::backward_sample(geometry, x_n, &w, dy_n, dw, dx_n);
+            continue;
         }
         if let (Some(dw), Some(direct), Some(x_pad)) = (&mut dw, direct, x_pad) {
             // `Array2::zeros` is in standard layout, so this is its whole buffer.

@@ -30,6 +30,10 @@
 //! `direct.rs` computes the output and the weight gradient from the sums above on SIMD
 //! vectors instead, with no lowered matrix (see its doc).
 //!
+//! A sample whose `dL/dy` is almost all zeros (what a global max pooling sends back: one
+//! nonzero per map) skips the lowering in backward: `sparse.rs` adds each nonzero's share
+//! to the weight and input gradients directly.
+//!
 //! `fused.rs` holds `conv2d` with a ReLU and a max pooling after it, one op that networks
 //! build for short filters (see its doc).
 
@@ -37,6 +41,7 @@ mod direct;
 mod fused;
 mod kernel;
 mod scratch;
+mod sparse;
 
 use std::any::Any;
 
@@ -747,6 +752,156 @@ mod tests {
             let y_other = Op::<f64>::forward(&op, &views).unwrap();
             assert_eq!(y_other, y, "{op:?}");
         }
+    }
+
+    /// The module doc's gradients, literally: `[dL/dx, dL/dw, dL/db]` from `dy`.
+    fn reference_gradients(
+        op: &Conv2d,
+        x: &ArrayD<f64>,
+        w: &ArrayD<f64>,
+        dy: &ArrayD<f64>,
+    ) -> [ArrayD<f64>; 3] {
+        let (kh, kw) = op.kernel.hw();
+        let (sh, sw) = op.stride.hw();
+        let (dh, dw) = op.dilation.hw();
+        let pad = op
+            .padding
+            .resolve("t", (kh, kw), (dh, dw), (sh, sw))
+            .unwrap();
+        let (c_in, h, width) = (x.shape()[1], x.shape()[2] as isize, x.shape()[3] as isize);
+        let (per_group, filters_per_group) = (c_in / op.groups, op.filters / op.groups);
+        let (mut dx, mut dw_, mut db) = (
+            ArrayD::zeros(x.shape()),
+            ArrayD::zeros(w.shape()),
+            ArrayD::zeros(IxDyn(&[op.filters])),
+        );
+        for ((n, f, i, j), &g) in dy
+            .view()
+            .into_dimensionality::<Ix4>()
+            .unwrap()
+            .indexed_iter()
+        {
+            db[[f]] += g;
+            let group = f / filters_per_group;
+            for c in 0..per_group {
+                for p in 0..kh {
+                    for q in 0..kw {
+                        let row = (i * sh + p * dh) as isize - pad.top as isize;
+                        let col = (j * sw + q * dw) as isize - pad.left as isize;
+                        if (0..h).contains(&row) && (0..width).contains(&col) {
+                            let at = [n, group * per_group + c, row as usize, col as usize];
+                            dw_[[f, c, p, q]] += g * x[at];
+                            dx[at] += w[[f, c, p, q]] * g;
+                        }
+                    }
+                }
+            }
+        }
+        [dx, dw_, db]
+    }
+
+    #[test]
+    fn a_mostly_zero_output_gradient_gives_the_formulas_gradients() {
+        // A global max pooling's gradient: a few nonzeros per sample, which backward sends
+        // straight to the weight and input gradients (`sparse.rs`); sample 1 keeps a full
+        // gradient for the lowered route, in the same chunk.
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let configurations = [
+            (
+                Conv2d {
+                    stride: Pair::PerAxis(2, 1),
+                    padding: Padding::Sides(2, 0, 1, 3),
+                    ..conv(3, 3)
+                },
+                [6, 2, 16, 10],
+            ),
+            (
+                Conv2d {
+                    dilation: Pair::PerAxis(2, 1),
+                    groups: 2,
+                    padding: Padding::PerAxis(1, 0),
+                    ..conv(4, 3)
+                },
+                [6, 4, 10, 16],
+            ),
+            // One input channel and stride 1: the direct kernel's route when dense.
+            (
+                Conv2d {
+                    padding: Padding::Keyword(PaddingKeyword::Same),
+                    ..Conv2d::new(2, Pair::PerAxis(4, 3))
+                },
+                [6, 1, 9, 9],
+            ),
+            (
+                Conv2d {
+                    padding: Padding::Keyword(PaddingKeyword::Full),
+                    groups: 3,
+                    ..conv(3, 2)
+                },
+                [6, 3, 8, 8],
+            ),
+        ];
+        for (op, x_shape) in configurations {
+            let (kh, kw) = op.kernel.hw();
+            let x = random(&x_shape, &mut rng);
+            let w = random(&[op.filters, x_shape[1] / op.groups, kh, kw], &mut rng);
+            let b = random(&[op.filters], &mut rng);
+            let y = forward(&op, &[x.clone(), w.clone(), b.clone()]);
+            // One nonzero per map, at a random position (edges included), but sample 1.
+            let mut dy = ArrayD::zeros(y.shape());
+            let positions = y.shape()[2] * y.shape()[3];
+            for n in 0..y.shape()[0] {
+                for f in 0..op.filters {
+                    if n == 1 {
+                        for p in 0..positions {
+                            dy[[n, f, p / y.shape()[3], p % y.shape()[3]]] =
+                                rng.random_range(-1.0..1.0);
+                        }
+                    } else {
+                        let p = rng.random_range(0..positions);
+                        dy[[n, f, p / y.shape()[3], p % y.shape()[3]]] = rng.random_range(0.5..1.5);
+                    }
+                }
+            }
+            let sample = |n: usize| {
+                dy.index_axis(Axis(0), n)
+                    .iter()
+                    .copied()
+                    .collect::<Vec<_>>()
+            };
+            assert!(sparse::is_sparse(&sample(0)) && !sparse::is_sparse(&sample(1)));
+            let expected = reference_gradients(&op, &x, &w, &dy);
+            let got = pass::<f64>(&op, &[x.clone(), w.clone(), b.clone()], &dy);
+            for (k, (got, want)) in got[1..].iter().zip(&expected).enumerate() {
+                assert_eq!(got.shape(), want.shape());
+                for (a, b) in got.iter().zip(want) {
+                    assert!((a - b).abs() < 1e-12, "{op:?}, gradient {k}: {a} != {b}");
+                }
+            }
+            // The same bits on one thread or two (two chunks of samples).
+            let on = |threads: usize| {
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .unwrap();
+                pool.install(|| pass::<f32>(&op, &[x.clone(), w.clone(), b.clone()], &dy))
+            };
+            let bits = |t: &ArrayD<f32>| t.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            for (a, b) in on(1).iter().zip(&on(2)) {
+                assert_eq!(bits(a), bits(b), "{op:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_zero_output_gradient_ignores_an_infinite_input() {
+        // dL/dw = sum dy * x has only zero terms: 0, not the NaN of 0 * inf.
+        let op = conv(1, 2);
+        let mut x = one_to_nine();
+        x[[0, 0, 1, 1]] = f64::INFINITY;
+        let (w, b) = (kernel2([[1.0; 2]; 2]), arr1(&[0.0]).into_dyn());
+        let grads = pass::<f64>(&op, &[x, w, b], &ArrayD::zeros(IxDyn(&[1, 1, 2, 2])));
+        assert!(grads[1..].iter().all(|g| g.iter().all(|&v| v == 0.0)));
     }
 
     /// Forward and backward of one conv in precision `F`: `[y, dL/dx, dL/dw, dL/db]`.
