@@ -840,6 +840,16 @@ mod tests {
                 },
                 [6, 3, 8, 8],
             ),
+            // Windows two apart along the width, taps three apart.
+            (
+                Conv2d {
+                    stride: Pair::PerAxis(1, 2),
+                    dilation: Pair::PerAxis(1, 3),
+                    padding: Padding::PerAxis(0, 2),
+                    ..conv(2, 3)
+                },
+                [6, 2, 10, 20],
+            ),
         ];
         for (op, x_shape) in configurations {
             let (kh, kw) = op.kernel.hw();
