@@ -342,6 +342,13 @@ fn add_into<S: Simd, F: Float>(simd: S, dst: &mut [F], src: &[F]) {
     F::store(simd, &mut dst[last], last_sum);
 }
 
+/// The elements of a chunk's weight gradient, row-major: it is made by `Array2::zeros`, in
+/// standard layout, so its slice is its whole buffer.
+fn weight_grad_elements<F: Float>(dw: &mut Array2<F>) -> &mut [F] {
+    dw.as_slice_mut()
+        .unwrap_or_else(|| panic!("BUG: a weight gradient not in standard layout"))
+}
+
 /// The elements of a standard-layout array, in row-major order.
 fn elements<'a, F: Float, D: Dimension>(array: &'a CowArray<'a, F, D>) -> Cow<'a, [F]> {
     match array.as_slice() {
@@ -718,11 +725,7 @@ fn backward_chunk<F: Float>(
             }
         }
         if sparse_given || (recompute && sparse::is_sparse(dy_n)) {
-            let dw = dw.as_mut().map(|dw| {
-                // `Array2::zeros` is in standard layout, so this is its whole buffer.
-                dw.as_slice_mut()
-                    .unwrap_or_else(|| panic!("BUG: a weight gradient not in standard layout"))
-            });
+            let dw = dw.as_mut().map(weight_grad_elements);
             let dx_n = dx_chunk
                 .as_deref_mut()
                 .map(|dx_chunk| &mut dx_chunk[s * sample_in..(s + 1) * sample_in]);
@@ -730,11 +733,7 @@ fn backward_chunk<F: Float>(
             continue;
         }
         if let (Some(dw), Some(direct), Some(x_pad)) = (&mut dw, direct, x_pad) {
-            // `Array2::zeros` is in standard layout, so this is its whole buffer.
-            let dw = dw
-                .as_slice_mut()
-                .unwrap_or_else(|| panic!("BUG: a weight gradient not in standard layout"));
-            direct.weight_grad(x_pad, dy_n, dw);
+            direct.weight_grad(x_pad, dy_n, weight_grad_elements(dw));
         }
         let dy_n = matrix(dy_n, filters, positions);
         if let (Some(dw), Some(cols)) = (&mut dw, &cols) {

@@ -652,8 +652,38 @@ mod tests {
         assert_eq!(values(&forward(&op, &[x, w])), [10.0, 21.0]);
     }
 
-    /// The module doc's formula, literally: `y[n,f,i,j] = b[f] + sum_{c,p,q} w[f,c,p,q]
-    /// x[n, g*C/G + c, i*s_h + p*d_h - pad_top, j*s_w + q*d_w - pad_left]`.
+    /// The taps of output `[n, f, i, j]`'s window that fall inside the input `x_shape`, as
+    /// `(w index, x index)` pairs: `([f, c, p, q], [n, g*C/G + c, i*s_h + p*d_h - pad_top,
+    /// j*s_w + q*d_w - pad_left])`, the module doc's formulas written out.
+    fn window(op: &Conv2d, x_shape: &[usize], [n, f, i, j]: [usize; 4]) -> Vec<[[usize; 4]; 2]> {
+        let (kh, kw) = op.kernel.hw();
+        let (sh, sw) = op.stride.hw();
+        let (dh, dw) = op.dilation.hw();
+        let pad = op
+            .padding
+            .resolve("t", (kh, kw), (dh, dw), (sh, sw))
+            .unwrap();
+        let (h, width) = (x_shape[2] as isize, x_shape[3] as isize);
+        let per_group = x_shape[1] / op.groups;
+        let g = f / (op.filters / op.groups);
+        let mut taps = Vec::new();
+        for c in 0..per_group {
+            for p in 0..kh {
+                for q in 0..kw {
+                    let row = (i * sh + p * dh) as isize - pad.top as isize;
+                    let col = (j * sw + q * dw) as isize - pad.left as isize;
+                    if (0..h).contains(&row) && (0..width).contains(&col) {
+                        let at = [n, g * per_group + c, row as usize, col as usize];
+                        taps.push([[f, c, p, q], at]);
+                    }
+                }
+            }
+        }
+        taps
+    }
+
+    /// The module doc's output, literally: `y[n,f,i,j] = b[f] + sum_{c,p,q} w[f,c,p,q] x[...]`
+    /// over the window's taps inside the input.
     fn reference(
         op: &Conv2d,
         x: &ArrayD<f64>,
@@ -663,150 +693,53 @@ mod tests {
         let mut shapes = vec![x.shape(), w.shape()];
         shapes.extend(b.map(|b| b.shape()));
         let out = Op::<f64>::output_shape(op, &shapes).unwrap();
-        let (kh, kw) = op.kernel.hw();
-        let (sh, sw) = op.stride.hw();
-        let (dh, dw) = op.dilation.hw();
-        let pad = op
-            .padding
-            .resolve("t", (kh, kw), (dh, dw), (sh, sw))
-            .unwrap();
-        let (c_in, h, width) = (x.shape()[1], x.shape()[2] as isize, x.shape()[3] as isize);
-        let (per_group, filters_per_group) = (c_in / op.groups, op.filters / op.groups);
         ArrayD::from_shape_fn(out, |ix| {
-            let (n, f, i, j) = (ix[0], ix[1], ix[2], ix[3]);
-            let g = f / filters_per_group;
-            let mut sum = b.map_or(0.0, |b| b[[f]]);
-            for c in 0..per_group {
-                for p in 0..kh {
-                    for q in 0..kw {
-                        let row = (i * sh + p * dh) as isize - pad.top as isize;
-                        let col = (j * sw + q * dw) as isize - pad.left as isize;
-                        if (0..h).contains(&row) && (0..width).contains(&col) {
-                            let pixel = x[[n, g * per_group + c, row as usize, col as usize]];
-                            sum += w[[f, c, p, q]] * pixel;
-                        }
-                    }
-                }
-            }
-            sum
+            let taps = window(op, x.shape(), [ix[0], ix[1], ix[2], ix[3]]);
+            let bias = b.map_or(0.0, |b| b[[ix[1]]]);
+            taps.into_iter()
+                .fold(bias, |sum, [w_at, x_at]| sum + w[w_at] * x[x_at])
         })
     }
 
-    #[test]
-    fn matches_the_formula_in_every_configuration() {
-        let mut rng = ChaCha8Rng::seed_from_u64(7);
-        let configurations = [
-            (
-                Conv2d {
-                    stride: Pair::PerAxis(2, 1),
-                    padding: Padding::Sides(2, 0, 1, 3),
-                    ..conv(3, 3)
-                },
-                [5, 2, 7, 6],
-            ),
-            (
-                Conv2d {
-                    dilation: Pair::PerAxis(2, 1),
-                    groups: 2,
-                    padding: Padding::PerAxis(1, 0),
-                    ..conv(4, 3)
-                },
-                [9, 4, 8, 5],
-            ),
-            (
-                Conv2d {
-                    padding: Padding::Keyword(PaddingKeyword::Same),
-                    bias: false,
-                    ..Conv2d::new(2, Pair::PerAxis(4, 3))
-                },
-                [3, 1, 6, 5],
-            ),
-            (
-                Conv2d {
-                    padding: Padding::Keyword(PaddingKeyword::Full),
-                    groups: 3,
-                    ..conv(3, 2)
-                },
-                [4, 3, 4, 4],
-            ),
-        ];
-        for (op, x_shape) in configurations {
-            let (kh, kw) = op.kernel.hw();
-            let x = random(&x_shape, &mut rng);
-            let w = random(&[op.filters, x_shape[1] / op.groups, kh, kw], &mut rng);
-            let b = op.bias.then(|| random(&[op.filters], &mut rng));
-            let expected = reference(&op, &x, &w, b.as_ref());
-            let mut inputs = vec![x.clone(), w.clone()];
-            inputs.extend(b.clone());
-            let y = forward(&op, &inputs);
-            assert_eq!(y.shape(), expected.shape(), "{op:?}");
-            for (got, want) in y.iter().zip(&expected) {
-                assert!((got - want).abs() < 1e-12, "{op:?}: {got} != {want}");
-            }
-            // Inputs in another memory layout give the same bits.
-            let mut x_f = Array4::zeros(ShapeBuilder::f(x_shape));
-            x_f.assign(&x.view().into_dimensionality::<Ix4>().unwrap());
-            let w_t = w.view().reversed_axes().to_owned();
-            let mut views = vec![x_f.view().into_dyn(), w_t.view().reversed_axes()];
-            views.extend(b.as_ref().map(|b| b.view()));
-            let y_other = Op::<f64>::forward(&op, &views).unwrap();
-            assert_eq!(y_other, y, "{op:?}");
-        }
-    }
-
-    /// The module doc's gradients, literally: `[dL/dx, dL/dw, dL/db]` from `dy`.
+    /// The module doc's gradients, literally: `[dL/dx, dL/dw, dL/db]` from `dy`, each output
+    /// gradient sent to its window's taps inside the input.
     fn reference_gradients(
         op: &Conv2d,
         x: &ArrayD<f64>,
         w: &ArrayD<f64>,
         dy: &ArrayD<f64>,
     ) -> [ArrayD<f64>; 3] {
-        let (kh, kw) = op.kernel.hw();
-        let (sh, sw) = op.stride.hw();
-        let (dh, dw) = op.dilation.hw();
-        let pad = op
-            .padding
-            .resolve("t", (kh, kw), (dh, dw), (sh, sw))
-            .unwrap();
-        let (c_in, h, width) = (x.shape()[1], x.shape()[2] as isize, x.shape()[3] as isize);
-        let (per_group, filters_per_group) = (c_in / op.groups, op.filters / op.groups);
-        let (mut dx, mut dw_, mut db) = (
-            ArrayD::zeros(x.shape()),
-            ArrayD::zeros(w.shape()),
-            ArrayD::zeros(IxDyn(&[op.filters])),
-        );
-        for ((n, f, i, j), &g) in dy
-            .view()
-            .into_dimensionality::<Ix4>()
-            .unwrap()
-            .indexed_iter()
-        {
+        let mut dx = ArrayD::zeros(x.shape());
+        let mut dw = ArrayD::zeros(w.shape());
+        let mut db = ArrayD::zeros(IxDyn(&[op.filters]));
+        let dy = dy.view().into_dimensionality::<Ix4>().unwrap();
+        for ((n, f, i, j), &g) in dy.indexed_iter() {
             db[[f]] += g;
-            let group = f / filters_per_group;
-            for c in 0..per_group {
-                for p in 0..kh {
-                    for q in 0..kw {
-                        let row = (i * sh + p * dh) as isize - pad.top as isize;
-                        let col = (j * sw + q * dw) as isize - pad.left as isize;
-                        if (0..h).contains(&row) && (0..width).contains(&col) {
-                            let at = [n, group * per_group + c, row as usize, col as usize];
-                            dw_[[f, c, p, q]] += g * x[at];
-                            dx[at] += w[[f, c, p, q]] * g;
-                        }
-                    }
-                }
+            for [w_at, x_at] in window(op, x.shape(), [n, f, i, j]) {
+                dw[w_at] += g * x[x_at];
+                dx[x_at] += w[w_at] * g;
             }
         }
-        [dx, dw_, db]
+        [dx, dw, db]
     }
 
-    #[test]
-    fn a_mostly_zero_output_gradient_gives_the_formulas_gradients() {
-        // A global max pooling's gradient: a few nonzeros per sample, which backward sends
-        // straight to the weight and input gradients (`sparse.rs`); sample 1 keeps a full
-        // gradient for the lowered route, in the same chunk.
-        let mut rng = ChaCha8Rng::seed_from_u64(5);
-        let configurations = [
+    /// `x`, the weight and (with a bias) the bias of `op` for input shape `x_shape`.
+    fn draw_inputs(op: &Conv2d, x_shape: [usize; 4], rng: &mut ChaCha8Rng) -> Vec<ArrayD<f64>> {
+        let (kh, kw) = op.kernel.hw();
+        let mut inputs = vec![
+            random(&x_shape, rng),
+            random(&[op.filters, x_shape[1] / op.groups, kh, kw], rng),
+        ];
+        inputs.extend(op.bias.then(|| random(&[op.filters], rng)));
+        inputs
+    }
+
+    /// Convolutions that exercise every hyperparameter (strides, dilations along each
+    /// axis, padding by sides, "same" and "full", groups, no bias, one input channel for the
+    /// direct route), each with an input shape of six samples (two chunks) whose maps hold
+    /// at least 64 positions.
+    fn configurations() -> Vec<(Conv2d, [usize; 4])> {
+        vec![
             (
                 Conv2d {
                     stride: Pair::PerAxis(2, 1),
@@ -824,10 +757,10 @@ mod tests {
                 },
                 [6, 4, 10, 16],
             ),
-            // One input channel and stride 1: the direct kernel's route when dense.
             (
                 Conv2d {
                     padding: Padding::Keyword(PaddingKeyword::Same),
+                    bias: false,
                     ..Conv2d::new(2, Pair::PerAxis(4, 3))
                 },
                 [6, 1, 9, 9],
@@ -840,7 +773,6 @@ mod tests {
                 },
                 [6, 3, 8, 8],
             ),
-            // Windows two apart along the width, taps three apart.
             (
                 Conv2d {
                     stride: Pair::PerAxis(1, 2),
@@ -850,13 +782,41 @@ mod tests {
                 },
                 [6, 2, 10, 20],
             ),
-        ];
-        for (op, x_shape) in configurations {
-            let (kh, kw) = op.kernel.hw();
-            let x = random(&x_shape, &mut rng);
-            let w = random(&[op.filters, x_shape[1] / op.groups, kh, kw], &mut rng);
-            let b = random(&[op.filters], &mut rng);
-            let y = forward(&op, &[x.clone(), w.clone(), b.clone()]);
+        ]
+    }
+
+    #[test]
+    fn matches_the_formula_in_every_configuration() {
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        for (op, x_shape) in configurations() {
+            let inputs = draw_inputs(&op, x_shape, &mut rng);
+            let (x, w, b) = (&inputs[0], &inputs[1], inputs.get(2));
+            let expected = reference(&op, x, w, b);
+            let y = forward(&op, &inputs);
+            assert_eq!(y.shape(), expected.shape(), "{op:?}");
+            for (got, want) in y.iter().zip(&expected) {
+                assert!((got - want).abs() < 1e-12, "{op:?}: {got} != {want}");
+            }
+            // Inputs in another memory layout give the same bits.
+            let mut x_f = Array4::zeros(ShapeBuilder::f(x_shape));
+            x_f.assign(&x.view().into_dimensionality::<Ix4>().unwrap());
+            let w_t = w.view().reversed_axes().to_owned();
+            let mut views = vec![x_f.view().into_dyn(), w_t.view().reversed_axes()];
+            views.extend(b.map(|b| b.view()));
+            let y_other = Op::<f64>::forward(&op, &views).unwrap();
+            assert_eq!(y_other, y, "{op:?}");
+        }
+    }
+
+    #[test]
+    fn a_mostly_zero_output_gradient_gives_the_formulas_gradients() {
+        // A global max pooling's gradient: a few nonzeros per sample, which backward sends
+        // straight to the weight and input gradients (`sparse.rs`); sample 1 keeps a full
+        // gradient for the lowered route, in the same chunk.
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        for (op, x_shape) in configurations() {
+            let inputs = draw_inputs(&op, x_shape, &mut rng);
+            let y = forward(&op, &inputs);
             // One nonzero per map, at a random position (edges included), but sample 1.
             let mut dy = ArrayD::zeros(y.shape());
             let positions = y.shape()[2] * y.shape()[3];
@@ -880,8 +840,10 @@ mod tests {
                     .collect::<Vec<_>>()
             };
             assert!(sparse::is_sparse(&sample(0)) && !sparse::is_sparse(&sample(1)));
-            let expected = reference_gradients(&op, &x, &w, &dy);
-            let got = pass::<f64>(&op, &[x.clone(), w.clone(), b.clone()], &dy);
+            let expected = reference_gradients(&op, &inputs[0], &inputs[1], &dy);
+            let got = pass::<f64>(&op, &inputs, &dy);
+            // [y, dL/dx, dL/dw, and dL/db with a bias] against [dL/dx, dL/dw, dL/db].
+            assert_eq!(got.len(), inputs.len() + 1);
             for (k, (got, want)) in got[1..].iter().zip(&expected).enumerate() {
                 assert_eq!(got.shape(), want.shape());
                 for (a, b) in got.iter().zip(want) {
@@ -894,7 +856,7 @@ mod tests {
                     .num_threads(threads)
                     .build()
                     .unwrap();
-                pool.install(|| pass::<f32>(&op, &[x.clone(), w.clone(), b.clone()], &dy))
+                pool.install(|| pass::<f32>(&op, &inputs, &dy))
             };
             let bits = |t: &ArrayD<f32>| t.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
             for (a, b) in on(1).iter().zip(&on(2)) {
