@@ -851,14 +851,8 @@ mod tests {
                 }
             }
             // The same bits on one thread or two (two chunks of samples).
-            let on = |threads: usize| {
-                let pool = rayon::ThreadPoolBuilder::new()
-                    .num_threads(threads)
-                    .build()
-                    .unwrap();
-                pool.install(|| pass::<f32>(&op, &inputs, &dy))
-            };
             let bits = |t: &ArrayD<f32>| t.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            let on = |threads| pass_on_threads(threads, &op, &inputs, &dy);
             for (a, b) in on(1).iter().zip(&on(2)) {
                 assert_eq!(bits(a), bits(b), "{op:?}");
             }
@@ -891,6 +885,20 @@ mod tests {
         out
     }
 
+    /// [`pass`] in `f32` in a pool of `threads` threads.
+    fn pass_on_threads(
+        threads: usize,
+        op: &Conv2d,
+        inputs: &[ArrayD<f64>],
+        dy: &ArrayD<f64>,
+    ) -> Vec<ArrayD<f32>> {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| pass::<f32>(op, inputs, dy))
+    }
+
     #[test]
     fn results_are_bit_identical_on_one_or_two_threads() {
         let mut rng = ChaCha8Rng::seed_from_u64(3);
@@ -905,13 +913,7 @@ mod tests {
             random(&[4], &mut rng),
         ];
         let dy = random(&[8, 4, 10, 10], &mut rng);
-        let on = |threads: usize| {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .unwrap();
-            pool.install(|| pass::<f32>(&op, &inputs, &dy))
-        };
+        let on = |threads| pass_on_threads(threads, &op, &inputs, &dy);
         let (one, two) = (on(1), on(2));
         for (k, (a, b)) in one.iter().zip(&two).enumerate() {
             let bits = |t: &ArrayD<f32>| t.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
