@@ -124,8 +124,9 @@ pub struct NodeProfile {
     /// Twice the FLOPs of `forward_gflop_per_s` over `backward_s`; `None` without FLOPs or
     /// time.
     pub backward_gflop_per_s: Option<f64>,
-    /// Forward and backward as a fraction of the median step. Nodes that ran side by side
-    /// overlap, so the shares can add up to more than 1.
+    /// Forward and backward as a fraction of the step: the median over the timed steps of
+    /// each step's fraction. Nodes that ran side by side overlap, so the shares can add up
+    /// to more than 1.
     pub share: f64,
     /// The node that ran this one inside its own op (see [`Network`]): this node's times
     /// are 0, and counted in that node's.
@@ -258,6 +259,16 @@ impl Graph {
     ) -> Profile {
         let median_of =
             |time: &dyn Fn(&StepTimes) -> Duration| median(steps.iter().map(time).collect());
+        let median_share = |n: usize| {
+            // Per step, a node's time lies inside the step's (on a chain, so a share is at
+            // most 1; the sum of the medians of its parts and the step's could pass 1 for a
+            // node that takes almost all of it).
+            let shares = steps.iter().map(|s| {
+                let node = s.node_forward[n] + s.node_backward[n];
+                node.as_secs_f64() / s.step.as_secs_f64().max(f64::MIN_POSITIVE)
+            });
+            median_of_values(shares.collect())
+        };
         let step_s = median_of(&|s| s.step);
         let batch = config.batch as u64;
         // A fused op does the work of every node that runs inside it: its rates count it all.
@@ -284,7 +295,7 @@ impl Graph {
                     backward_s,
                     forward_gflop_per_s: gflop_per_s(chain, forward_s),
                     backward_gflop_per_s: gflop_per_s(2 * chain, backward_s),
-                    share: (forward_s + backward_s) / step_s,
+                    share: median_share(n),
                     fused_into: match fusion[n] {
                         Fusion::Into(b) => Some(self.nodes[b].name.clone()),
                         _ => None,
@@ -333,6 +344,16 @@ fn median(mut times: Vec<Duration>) -> f64 {
         0 => 0.0,
         n if n % 2 == 1 => times[n / 2].as_secs_f64(),
         n => (times[n / 2 - 1] + times[n / 2]).as_secs_f64() / 2.0,
+    }
+}
+
+/// The median of `values` (the mean of the middle two for an even count), 0 for none.
+fn median_of_values(mut values: Vec<f64>) -> f64 {
+    values.sort_unstable_by(f64::total_cmp);
+    match values.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => values[n / 2],
+        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
     }
 }
 
@@ -479,6 +500,9 @@ mod tests {
         assert_eq!(super::median(vec![ms(3), ms(1), ms(2)]), 0.002);
         assert_eq!(super::median(vec![ms(4), ms(1), ms(2), ms(3)]), 0.0025);
         assert_eq!(super::median(Vec::new()), 0.0);
+        assert_eq!(super::median_of_values(vec![0.5, 0.25, 1.0]), 0.5);
+        assert_eq!(super::median_of_values(vec![0.5, 0.25, 1.0, 0.75]), 0.625);
+        assert_eq!(super::median_of_values(Vec::new()), 0.0);
     }
 
     #[test]
