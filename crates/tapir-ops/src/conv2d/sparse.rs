@@ -95,8 +95,8 @@ pub(crate) fn backward_sample<F: Float>(
                 let (i, j) = (position / ow, position % ow);
                 taps_inside(height, i, &mut rows);
                 taps_inside(width, j, &mut columns);
-                // The taps inside the image along the width are consecutive, and so are
-                // their columns for a dilation of 1.
+                // The taps inside the image along the width are consecutive (`q`, `q + 1`,
+                // ...), their input columns `dilation` apart from `v`.
                 let (Some(&(q, v)), taps) = (columns.first(), columns.len()) else {
                     continue;
                 };
@@ -112,8 +112,8 @@ pub(crate) fn backward_sample<F: Float>(
                             }
                         }
                         if let Some(dx_n) = &mut dx_n {
-                            for (t, &w) in w_f[k..k + taps].iter().enumerate() {
-                                dx_n[at + t * step] += w * g;
+                            for (t, &w_k) in w_f[k..k + taps].iter().enumerate() {
+                                dx_n[at + t * step] += w_k * g;
                             }
                         }
                     }
