@@ -338,13 +338,8 @@ impl Graph {
 }
 
 /// The median of `times`, in seconds (the mean of the middle two for an even count).
-fn median(mut times: Vec<Duration>) -> f64 {
-    times.sort_unstable();
-    match times.len() {
-        0 => 0.0,
-        n if n % 2 == 1 => times[n / 2].as_secs_f64(),
-        n => (times[n / 2 - 1] + times[n / 2]).as_secs_f64() / 2.0,
-    }
+fn median(times: Vec<Duration>) -> f64 {
+    median_of_values(times.iter().map(Duration::as_secs_f64).collect())
 }
 
 /// The median of `values` (the mean of the middle two for an even count), 0 for none.
