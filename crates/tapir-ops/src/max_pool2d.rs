@@ -211,22 +211,16 @@ impl<F: Float> WithSimd for Tiles2x2Backward<'_, F> {
                     // After a ReLU the maximum is max(m, 0): one of 0 sends nothing back.
                     g = F::select_lanes(simd, F::greater_lanes(simd, m, zero), g, zero);
                 }
-                // The first pixel equal to m takes g; the ones after it take 0.
-                let is_max = F::equal_lanes(simd, p0, m);
-                let (g0, rest) = (
-                    F::select_lanes(simd, is_max, g, zero),
-                    F::select_lanes(simd, is_max, zero, g),
-                );
-                let is_max = F::equal_lanes(simd, p1, m);
-                let (g1, rest) = (
-                    F::select_lanes(simd, is_max, rest, zero),
-                    F::select_lanes(simd, is_max, zero, rest),
-                );
-                let is_max = F::equal_lanes(simd, p2, m);
-                let (g2, g3) = (
-                    F::select_lanes(simd, is_max, rest, zero),
-                    F::select_lanes(simd, is_max, zero, rest),
-                );
+                // The first pixel equal to m takes g (the last one, if none before it is);
+                // the ones after it take 0.
+                let mut gs = [zero; 4];
+                for (g_p, p) in gs.iter_mut().zip([p0, p1, p2]) {
+                    let is_max = F::equal_lanes(simd, p, m);
+                    *g_p = F::select_lanes(simd, is_max, g, zero);
+                    g = F::select_lanes(simd, is_max, zero, g);
+                }
+                gs[3] = g;
+                let [g0, g1, g2, g3] = gs;
                 let (dx_top, dx_bottom) = dx.split_at_mut(w);
                 add_columns(simd, dx_top, pixels, lanes, [g0, g1]);
                 add_columns(simd, dx_bottom, pixels, lanes, [g2, g3]);

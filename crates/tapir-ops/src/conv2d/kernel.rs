@@ -63,22 +63,31 @@ pub(crate) struct AxisGeometry {
 impl AxisGeometry {
     /// The output positions `o` whose tap `k` falls inside the input rather than the padding:
     /// `0 <= o*s + k*d - pad_before < input`.
+    fn valid(&self, k: usize) -> Range<usize> {
+        self.inside(k * self.dilation, self.stride, self.output)
+    }
+
+    /// The taps `k` of output `o`'s window that fall inside the input rather than the
+    /// padding: the same condition as [`Self::valid`], solved for `k`.
+    pub(super) fn taps_inside(&self, o: usize) -> Range<usize> {
+        self.inside(o * self.stride, self.dilation, self.kernel)
+    }
+
+    /// The `t` in `0..count` with `0 <= offset + t*step - pad_before < input`: a range,
+    /// since the position grows with `t`.
     ///
     /// No overflow: the shape rule checked `input + padding` and showed
     /// `(output - 1)*s + (kernel - 1)*d < input + padding`.
-    fn valid(&self, k: usize) -> Range<usize> {
-        let offset = k * self.dilation;
+    fn inside(&self, offset: usize, step: usize, count: usize) -> Range<usize> {
         let end = self.pad_before + self.input;
-        let lo = self.pad_before.saturating_sub(offset).div_ceil(self.stride);
-        let hi = end
-            .saturating_sub(offset)
-            .div_ceil(self.stride)
-            .min(self.output);
+        let lo = self.pad_before.saturating_sub(offset).div_ceil(step);
+        let hi = end.saturating_sub(offset).div_ceil(step).min(count);
         lo.min(hi)..hi
     }
 
-    /// The input position of output `o`, tap `k`; only for `o` in [`Self::valid`]`(k)`.
-    fn input_position(&self, o: usize, k: usize) -> usize {
+    /// The input position of output `o`, tap `k`; only for `o` in [`Self::valid`]`(k)` (so `k`
+    /// in [`Self::taps_inside`]`(o)`).
+    pub(super) fn input_position(&self, o: usize, k: usize) -> usize {
         o * self.stride + k * self.dilation - self.pad_before
     }
 }

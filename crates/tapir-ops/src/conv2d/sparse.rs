@@ -28,7 +28,7 @@
 use ndarray::ArrayView2;
 use tapir_core::Float;
 
-use super::kernel::{AxisGeometry, Geometry};
+use super::kernel::Geometry;
 
 /// A sample's `dy_n` takes this route when at most one of every `DENSITY` of its elements
 /// is nonzero.
@@ -73,9 +73,6 @@ pub(crate) fn backward_sample<F: Float>(
     if let Some(dx_n) = &mut dx_n {
         dx_n.fill(F::zero());
     }
-    // The taps of one window inside the image, as (tap, input position): refilled per
-    // nonzero, allocated once.
-    let (mut rows, mut columns) = (Vec::with_capacity(kh), Vec::with_capacity(kw));
     let w = w.as_standard_layout();
     let w = w
         .as_slice()
@@ -93,16 +90,17 @@ pub(crate) fn backward_sample<F: Float>(
                     continue;
                 }
                 let (i, j) = (position / ow, position % ow);
-                taps_inside(height, i, &mut rows);
-                taps_inside(width, j, &mut columns);
-                // The taps inside the image along the width are consecutive (`q`, `q + 1`,
-                // ...), their input columns `dilation` apart from `v`.
-                let (Some(&(q, v)), taps) = (columns.first(), columns.len()) else {
+                // The window's taps inside the image: `p` in `rows`, `q` in `columns` (its
+                // input columns `dilation` apart).
+                let (rows, columns) = (height.taps_inside(i), width.taps_inside(j));
+                if columns.is_empty() {
                     continue;
-                };
-                let step = width.dilation;
+                }
+                let (q, taps, step) = (columns.start, columns.len(), width.dilation);
+                let v = width.input_position(j, q);
                 for c in 0..channels {
-                    for &(p, h) in &rows {
+                    for p in rows.clone() {
+                        let h = height.input_position(i, p);
                         let k = (c * kh + p) * kw + q;
                         let at = offset + c * plane + h * width.input + v;
                         if let Some(dw) = &mut dw {
@@ -121,16 +119,4 @@ pub(crate) fn backward_sample<F: Float>(
             }
         }
     }
-}
-
-/// Fills `taps` with `(k, o*s + k*d - pad_before)` for the taps `k` of output `o` along
-/// `axis` that fall inside the input (not the padding), in order of `k`.
-fn taps_inside(axis: &AxisGeometry, o: usize, taps: &mut Vec<(usize, usize)>) {
-    taps.clear();
-    taps.extend((0..axis.kernel).filter_map(|k| {
-        (o * axis.stride + k * axis.dilation)
-            .checked_sub(axis.pad_before)
-            .filter(|&at| at < axis.input)
-            .map(|at| (k, at))
-    }));
 }
