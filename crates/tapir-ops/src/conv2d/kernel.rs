@@ -19,17 +19,17 @@
 //! is almost all zeros takes [`sparse`](super::sparse) in backward instead, whichever route
 //! its forward took.
 //!
-//! Everything works on row-major slices (the inputs are made standard-layout once), and
-//! the lowered matrices live in per-thread buffers ([`scratch`](super::scratch)) that
-//! outlive the call.
+//! Everything works on row-major slices (of the inputs, copied once if not in standard
+//! layout), and the lowered matrices live in per-thread buffers
+//! ([`scratch`](super::scratch)) that outlive the call.
 
 use std::ops::Range;
 
 use std::borrow::Cow;
 
 use ndarray::{
-    Array1, Array2, Array3, Array4, ArrayRef2, ArrayView1, ArrayView2, ArrayView3, ArrayView4,
-    ArrayViewMut2, Axis, CowArray, Dimension, Slice,
+    Array1, Array2, Array3, Array4, ArrayRef2, ArrayView, ArrayView1, ArrayView2, ArrayView3,
+    ArrayView4, ArrayViewMut2, Axis, Dimension, Slice,
 };
 use rayon::prelude::*;
 use tapir_core::Float;
@@ -358,11 +358,11 @@ fn weight_grad_elements<F: Float>(dw: &mut Array2<F>) -> &mut [F] {
         .unwrap_or_else(|| panic!("BUG: a weight gradient not in standard layout"))
 }
 
-/// The elements of a standard-layout array, in row-major order.
-fn elements<'a, F: Float, D: Dimension>(array: &'a CowArray<'a, F, D>) -> Cow<'a, [F]> {
-    match array.as_slice() {
+/// The elements of `array` in row-major order: its own memory when it is in standard
+/// layout, else a copy.
+fn row_major<'a, F: Float, D: Dimension>(array: ArrayView<'a, F, D>) -> Cow<'a, [F]> {
+    match array.to_slice() {
         Some(slice) => Cow::Borrowed(slice),
-        // Unreachable after `as_standard_layout`, and still correct: a row-major copy.
         None => Cow::Owned(array.iter().copied().collect()),
     }
 }
@@ -389,24 +389,35 @@ fn rows_mut<F: Float>(m: &mut ArrayRef2<F>, range: Range<usize>) -> ArrayViewMut
     m.slice_axis_mut(Axis(0), Slice::from(range))
 }
 
-/// The weights of the output's product, `y_n = b + W cols_n`.
+/// The weight matrix `w [F, K]` and the bias as the kernels read them, made once per call.
 ///
-/// With one group and a bias, `W` gains the bias as one more column, `[F, K+1]`, and the
-/// lowered matrix a row of ones under its `K` rows, so that the product adds the bias
-/// itself: the output is written once, by the product, instead of filled with the bias in
-/// a pass before a product that reads it back (W1's forward 6-9% faster, its
-/// forward+backward 1-4%, in alternating calls of one process). With several groups, each
-/// group's product would need its own row of ones; those start from the bias as before.
-struct OutputWeights<'a, F: Float> {
+/// With one group and a bias, and the GEMM route to run the output's product, `W` gains the
+/// bias as one more column, `[F, K+1]`, and the lowered matrix a row of ones under its `K`
+/// rows, so that the product adds the bias itself: the output is written once, by the
+/// product, instead of filled with the bias in a pass before a product that reads it back
+/// (W1's forward 6-9% faster, its forward+backward 1-4%, in alternating calls of one
+/// process). With several groups, each group's product would need its own row of ones;
+/// those start from the bias as before.
+struct Weights<'a, F: Float> {
     w: ArrayView2<'a, F>,
+    /// `w`'s elements, row-major, for the sparse route's per-nonzero reads: borrowed, since
+    /// `Conv2d` reshapes the weight to `w` in row-major order.
+    row_major: Cow<'a, [F]>,
     b: Option<ArrayView1<'a, F>>,
-    /// `[W | b]`, when there is one group and a bias.
+    /// `[W | b]`, when there is one group, a bias and a product to run.
     with_bias: Option<Array2<F>>,
 }
 
-impl<'a, F: Float> OutputWeights<'a, F> {
-    fn new(geometry: &Geometry, w: ArrayView2<'a, F>, b: Option<ArrayView1<'a, F>>) -> Self {
-        let with_bias = b.filter(|_| geometry.groups == 1).map(|b| {
+impl<'a, F: Float> Weights<'a, F> {
+    /// `w [F, K]` and the bias `b` of the output (when it is made); `product` says whether
+    /// the GEMM route makes it (not the direct kernel).
+    fn new(
+        geometry: &Geometry,
+        w: ArrayView2<'a, F>,
+        b: Option<ArrayView1<'a, F>>,
+        product: bool,
+    ) -> Self {
+        let with_bias = b.filter(|_| product && geometry.groups == 1).map(|b| {
             let lowered = geometry.lowered_rows();
             let mut with_bias = Array2::zeros((geometry.filters, lowered + 1));
             with_bias
@@ -415,7 +426,12 @@ impl<'a, F: Float> OutputWeights<'a, F> {
             with_bias.column_mut(lowered).assign(&b);
             with_bias
         });
-        OutputWeights { w, b, with_bias }
+        Weights {
+            w,
+            row_major: row_major(w),
+            b,
+            with_bias,
+        }
     }
 
     /// Rows of the lowered matrix the product reads: `C*kh*kw`, and the row of ones.
@@ -425,14 +441,9 @@ impl<'a, F: Float> OutputWeights<'a, F> {
 }
 
 /// `y_n = b + W cols_n` for one sample, group by group: `cols` holds the sample's lowered
-/// matrix (and room for [`OutputWeights::cols_rows`] rows), `y_n` (`[F, P]`, row-major) is
+/// matrix (and room for [`Weights::cols_rows`] rows), `y_n` (`[F, P]`, row-major) is
 /// overwritten.
-fn product<F: Float>(
-    geometry: &Geometry,
-    weights: &OutputWeights<F>,
-    cols: &mut [F],
-    y_n: &mut [F],
-) {
+fn product<F: Float>(geometry: &Geometry, weights: &Weights<F>, cols: &mut [F], y_n: &mut [F]) {
     let positions = geometry.positions();
     let lowered = geometry.lowered_rows();
     let mut y_n = matrix_mut(y_n, geometry.filters, positions);
@@ -522,15 +533,14 @@ pub(crate) fn forward_samples<F: Float>(
     finish: Finish<F>,
 ) -> Vec<F> {
     let (filters, positions) = (geometry.filters, geometry.positions());
-    let x = x.as_standard_layout();
-    let x = elements(&x);
+    let x = row_major(x);
     let sample_in = geometry.sample_len();
     let sample_out = finish.map_or(filters * positions, |(len, _)| len);
     // Every element is written below: by `product`, or by `finish`.
     let mut out = tapir_core::buffers::for_overwrite(geometry.batch * sample_out);
     let direct = Direct::new(geometry, &w, b.as_ref());
     let lowering = Lowering::new(geometry);
-    let weights = OutputWeights::new(geometry, w, b);
+    let weights = Weights::new(geometry, w, b, direct.is_none());
     let cols_rows = weights.cols_rows(geometry);
     out.par_chunks_mut(SAMPLES_PER_CHUNK * sample_out.max(1))
         .enumerate()
@@ -611,13 +621,11 @@ pub(crate) fn backward<F: Float>(
     wanted: Wanted,
 ) -> Gradients<F> {
     let x_shape = x.raw_dim();
-    let x = x.as_standard_layout();
-    let x = elements(&x);
+    let x = row_major(x);
     let given = match &dy {
-        OutputGrad::Given(dy) => Some(dy.as_standard_layout()),
+        OutputGrad::Given(dy) => Some(row_major(*dy)),
         OutputGrad::FromOutput { .. } => None,
     };
-    let given = given.as_ref().map(elements);
     let sample_in = geometry.sample_len();
     // Each sample's part is zeroed by the task that adds into it, while in cache.
     let mut dx = wanted
@@ -645,7 +653,7 @@ pub(crate) fn backward<F: Float>(
     };
     let direct = Direct::new(geometry, &w, bias);
     let lowering = Lowering::new(geometry);
-    let weights = OutputWeights::new(geometry, w, bias.copied());
+    let weights = Weights::new(geometry, w, bias.copied(), direct.is_none());
     // An indexed parallel iterator collects in task order, whatever thread ran each task.
     let partials: Vec<Partial<F>> = tasks
         .into_par_iter()
@@ -705,7 +713,7 @@ fn backward_chunk<F: Float>(
     lowering: &Lowering,
     direct: Option<&Direct<F>>,
     x: &[F],
-    weights: &OutputWeights<F>,
+    weights: &Weights<F>,
     wanted: Wanted,
     samples: Range<usize>,
     mut dx_chunk: Option<&mut [F]>,
@@ -776,7 +784,7 @@ fn backward_chunk<F: Float>(
             let dx_n = dx_chunk
                 .as_deref_mut()
                 .map(|dx_chunk| &mut dx_chunk[s * sample_in..(s + 1) * sample_in]);
-            sparse::backward_sample(geometry, x_n, &w, dy_n, dw, dx_n);
+            sparse::backward_sample(geometry, x_n, &weights.row_major, dy_n, dw, dx_n);
             continue;
         }
         if let (Some(dw), Some(direct), Some(x_pad)) = (&mut dw, direct, x_pad) {

@@ -25,7 +25,6 @@
 //! Nonzeros are visited in row-major order of `dy_n`, so the sums are the same whatever the
 //! thread count, and the decision depends on `dy_n` alone.
 
-use ndarray::ArrayView2;
 use tapir_core::Float;
 
 use super::kernel::Geometry;
@@ -52,11 +51,11 @@ pub(crate) fn is_sparse<F: Float>(dy_n: &[F]) -> bool {
 
 /// Adds sample `x_n`'s share of `dL/dw` to `dw` (`[F, K]`, row-major) and writes its
 /// `dL/dx` into `dx_n` (`[C, H, W]`, every element written), from the sample's `dy_n`
-/// (`[F, P]`, row-major) and the weight matrix `w [F, K]`.
+/// (`[F, P]`, row-major) and the weight matrix `w [F, K]` (row-major).
 pub(crate) fn backward_sample<F: Float>(
     geometry: &Geometry,
     x_n: &[F],
-    w: &ArrayView2<F>,
+    w: &[F],
     dy_n: &[F],
     mut dw: Option<&mut [F]>,
     mut dx_n: Option<&mut [F]>,
@@ -73,10 +72,6 @@ pub(crate) fn backward_sample<F: Float>(
     if let Some(dx_n) = &mut dx_n {
         dx_n.fill(F::zero());
     }
-    let w = w.as_standard_layout();
-    let w = w
-        .as_slice()
-        .unwrap_or_else(|| panic!("BUG: a standard-layout weight without a slice"));
     for (f, dy_f) in dy_n.chunks(positions).enumerate() {
         let w_f = &w[f * patch..(f + 1) * patch];
         let group = f / filters;
